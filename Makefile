@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make reproduce   install vidnb and its offline data, then reproduce every chapter at CPU scale (report in reproduce/)
+#   make test        install, then run every check CI runs (notebooks clean and exported, nbdev-test, pytest)
+# On a machine with a GPU, pick your torch build: `make reproduce TORCH=torch PRESET=paper`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+PRESET ?= smoke
+OUT ?= reproduce
+
+.PHONY: install reproduce test
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e '.[dev,metrics]'
+	$(VENV)/bin/vidnb data prepare
+	touch $@
+
+install: $(VENV)/.installed
+
+reproduce: install
+	$(VENV)/bin/vidnb reproduce --preset $(PRESET) --out $(OUT)
+
+test: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash .ci/test
