@@ -1,0 +1,40 @@
+"Corrupt, truncated and missing video files: a clear error naming the file, and nothing written."
+import torch, pytest
+from pathlib import Path
+from vidnb.core import read_video, write_video, video_info
+
+def _clip(t=10, h=32, w=32):
+    tt = torch.arange(t).view(1, 1, t, 1, 1); xx = torch.arange(w).view(1, 1, 1, 1, w)
+    return (torch.sin((xx + 3 * tt) / 5.) * .8).expand(1, 3, t, h, w).contiguous()
+
+@pytest.fixture
+def good(tmp_path): return write_video(_clip(), tmp_path / 'good.mp4', fps=5)
+
+def test_corrupt_file(tmp_path):
+    p = tmp_path / 'corrupt.mp4'; p.write_bytes(b'not a video' * 100)
+    with pytest.raises(ValueError, match='corrupt.mp4'): read_video(p)
+    with pytest.raises(ValueError, match='corrupt.mp4'): video_info(p)
+
+@pytest.mark.parametrize('keep', [0.1, 0.5, 0.9])
+def test_truncated_file(good, tmp_path, keep):
+    data = good.read_bytes(); p = tmp_path / 'cut.mp4'; p.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ValueError, match='cut.mp4'): read_video(p)
+
+def test_garbage_in_the_middle_of_a_gif(tmp_path):
+    p = write_video(_clip(), tmp_path / 'a.gif', fps=5); b = bytearray(p.read_bytes())
+    b[len(b) // 3: len(b) // 3 + 200] = b'\xff' * 200; p.write_bytes(bytes(b))
+    try: v = read_video(p)
+    except ValueError as e: assert 'a.gif' in str(e)
+    else: assert torch.isfinite(v).all() and v.shape[2] >= 1  # ffmpeg may conceal the damage; never NaN
+
+def test_failed_write_leaves_existing_file_and_no_temp(good, tmp_path):
+    before = good.read_bytes()
+    with pytest.raises(ValueError, match='video must be'): write_video(_clip() * 5, good)
+    with pytest.raises(ValueError, match='video must be'): write_video(_clip()[0], good)
+    assert good.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['good.mp4']
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match='not found'): read_video(tmp_path / 'nope.mp4')
+    with pytest.raises(ValueError, match=r'a \.mp4 or \.gif'): write_video(_clip(), tmp_path / 'a.avi')
+    assert list(tmp_path.iterdir()) == []
