@@ -1,0 +1,91 @@
+"The Dynamic VAE command line end to end on tiny runs: train, resume exactly, synthesise, and clear errors for bad input."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+import torch
+
+RUN = "import sys; from vidnb.dvae import cli; sys.exit(cli(sys.argv[1:]))"
+
+def dvae(*args, check=True):
+    r = subprocess.run([sys.executable, '-c', RUN, *map(str, args)], capture_output=True, text=True,
+                       env={**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'})
+    if check and r.returncode: raise AssertionError(f'vidnb dvae {" ".join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}')
+    return r
+
+def _last_json(r): return json.loads(r.stdout.strip().splitlines()[-1])
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    "A 10-frame 40x48 RGB mp4: a drifting sinusoid (the CLI crops it square and resizes it to 32x32)."
+    from vidnb.core import write_video
+    d = tmp_path_factory.mktemp('clip')
+    t = torch.arange(10).view(1, 1, 10, 1, 1).float()
+    y, x = torch.meshgrid(torch.arange(40.), torch.arange(48.), indexing='ij')
+    v = torch.sin((x + 2 * t) / 5) * torch.cos((y - t) / 7) * torch.tensor([0.9, 0.5, -0.7]).view(1, 3, 1, 1, 1)
+    write_video(v.clamp(-1, 1), d / 'clip.mp4', fps=10)
+    write_video(v[:, :, :1].clamp(-1, 1), d / 'one.mp4', fps=10)
+    return d
+
+def _weights(path):
+    from vidnb.learner import load_checkpoint
+    return load_checkpoint(path)['model']
+
+def test_train_resume_is_exact_and_synthesize_streams(clip, tmp_path):
+    full, part = tmp_path / 'full', tmp_path / 'part'
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', full, '--steps', 8)
+    assert _last_json(r)['steps'] == 8 and (full / 'checkpoint.pt').exists() and (full / 'preview.mp4').exists()
+    dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 4)
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 8)       # same command, more steps: resumes
+    assert _last_json(r)['steps'] == 8
+    a, b = _weights(full / 'checkpoint.pt'), _weights(part / 'checkpoint.pt')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if torch.is_tensor(a[k]))
+    r = dvae('synthesize', '--checkpoint', full / 'checkpoint.pt', '--frames', 25, '--out', tmp_path / 's.mp4')
+    from vidnb.core import video_info
+    assert video_info(tmp_path / 's.mp4')['frames'] == 25 and _last_json(r)['frames'] == 25
+
+@pytest.mark.parametrize('mask', ['salt_pepper:0.5', 'rect:0.5'])
+def test_train_from_masked_video(clip, tmp_path, mask):
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', tmp_path / 'm', '--steps', 3, '--mask', mask)
+    assert _last_json(r)['steps'] == 3
+    from vidnb.dvae import load_dvae
+    m = load_dvae(tmp_path / 'm' / 'checkpoint.pt')
+    assert m.cfg.mask_channels == (3 if mask.startswith('salt') else 1)
+
+def test_short_video_is_a_clear_error(clip, tmp_path):
+    r = dvae('train', '--video', clip / 'one.mp4', '--out', tmp_path / 'x', check=False)
+    assert r.returncode == 2 and 'at least 2 frames' in r.stderr, r.stderr
+
+def test_bad_mask_spec_and_missing_video(clip, tmp_path):
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', tmp_path / 'x', '--mask', 'blur:0.5', check=False)
+    assert r.returncode == 2 and "mask must be 'salt_pepper:FRACTION' or 'rect:FRACTION'" in r.stderr, r.stderr
+    r = dvae('train', '--video', tmp_path / 'nope.mp4', '--out', tmp_path / 'x', check=False)
+    assert r.returncode == 2 and 'nope.mp4' in r.stderr, r.stderr
+
+def test_checkpoint_of_another_model_or_corrupt(tmp_path):
+    from vidnb.learner import Learner, save_checkpoint
+    learn = Learner(torch.nn.Linear(3, 2), [(torch.randn(4, 3), torch.randn(4, 2))], default_cbs=False)
+    learn.fit(steps=1)
+    save_checkpoint(learn.state_dict(), tmp_path / 'lin.pt')
+    r = dvae('synthesize', '--checkpoint', tmp_path / 'lin.pt', '--frames', 5, '--out', tmp_path / 's.mp4', check=False)
+    assert r.returncode == 2 and 'holds a Linear, not a DVAE' in r.stderr, r.stderr
+    (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
+    r = dvae('synthesize', '--checkpoint', tmp_path / 'junk.pt', '--frames', 5, '--out', tmp_path / 's.mp4', check=False)
+    assert r.returncode == 2 and 'corrupt' in r.stderr, r.stderr
+    r = dvae('synthesize', '--checkpoint', tmp_path / 'none.pt', '--frames', 5, '--out', tmp_path / 's.mp4', check=False)
+    assert r.returncode == 2 and 'does not exist' in r.stderr, r.stderr
+    assert not (tmp_path / 's.mp4').exists()
+
+def test_mask_of_wrong_shape_is_a_clear_error():
+    from vidnb.dvae import frame_pairs, fit_dvae, DVAE, DVAEConfig
+    v = torch.zeros(1, 3, 6, 32, 32)
+    with pytest.raises(ValueError, match=r'mask must be \(T,H,W\)=\(6,32,32\)'): frame_pairs(v, torch.ones(6, 16, 16))
+    with pytest.raises(ValueError, match='mask must be'): frame_pairs(v, torch.ones(2, 6, 32, 32))
+    pairs, _ = frame_pairs(v)
+    with pytest.raises(ValueError, match='masks must have one mask per pair'):
+        fit_dvae(DVAE(DVAEConfig(width=4, channels=3, mask_channels=1)), pairs, torch.ones(3, 1, 2, 32, 32), steps=1, progress=False)
+
+def test_vidnb_command_is_registered():
+    from vidnb import cli
+    if 'dvae' not in cli.COMMANDS: pytest.skip("'dvae' not yet registered in vidnb.cli.COMMANDS")
+    r = subprocess.run([str(Path(sys.executable).parent / 'vidnb'), 'dvae', 'synthesize', '--help'], capture_output=True, text=True)
+    assert r.returncode == 0 and '--checkpoint' in r.stdout
