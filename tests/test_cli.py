@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 def vidnb(*args, cwd=None, check=True):
-    r = subprocess.run([sys.executable, '-m', 'vidnb.cli', *map(str, args)], capture_output=True, text=True, cwd=cwd,
+    exe = Path(sys.executable).parent / 'vidnb'  # the console script pip installed beside this python
+    r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
                        env={**os.environ, 'MPLBACKEND': 'Agg'})
     if check and r.returncode: raise AssertionError(f'vidnb {" ".join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}')
     return r
