@@ -238,3 +238,14 @@ def test_kernel_distance_unbiased_and_jackknife():
     same = [M.kernel_distance(rng.standard_normal((8, 4)), rng.standard_normal((8, 4))) for _ in range(400)]
     assert abs(np.mean(same)) < 4 * np.std(same) / math.sqrt(400)
     with pytest.raises(ValueError, match='at least 2 samples'): M.kernel_distance(x[:1], y)
+
+
+def test_fvd16_fvd128_helpers():
+    net, p = tiny_video_net(), M.FVDProtocol(size=32, jpeg_quality=None)
+    v = _rand(3, 3, 130, 32, 32, seed=4)
+    w = _rand(3, 3, 130, 32, 32, seed=5)
+    kw = dict(net=net, cache=False, **KW)
+    assert M.fvd16(v, w, protocol=p, **kw) == M.fvd(v, w, M.replace(p, n_frames=16, stride=1), **kw)
+    assert M.fvd128(v, w, subsample=8, protocol=p, **kw) == M.fvd(v, w, M.replace(p, n_frames=16, stride=8), **kw)
+    with pytest.raises(ValueError, match='subsample'): M.fvd128(v, w, subsample=3, **kw)
+    with pytest.raises(ValueError, match='needs 128'): M.fvd128(v[:, :, :100], w, protocol=p, **kw)
