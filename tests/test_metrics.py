@@ -249,3 +249,16 @@ def test_fvd16_fvd128_helpers():
     assert M.fvd128(v, w, subsample=8, protocol=p, **kw) == M.fvd(v, w, M.replace(p, n_frames=16, stride=8), **kw)
     with pytest.raises(ValueError, match='subsample'): M.fvd128(v, w, subsample=3, **kw)
     with pytest.raises(ValueError, match='needs 128'): M.fvd128(v[:, :, :100], w, protocol=p, **kw)
+
+
+def test_protocol_starts_match_data_clip_starts():
+    "The streaming FVD clip rule and `vidnb.data.clip_starts` choose the same clips for stride 1 (same seed, same order)."
+    import numpy as np
+    from vidnb import data as D
+    from vidnb.metrics import FVDProtocol, protocol_starts
+    lengths = [16, 40, 17, 100, 33]
+    for mode in ('random', 'first', 'all'):
+        p = FVDProtocol(n_frames=16, real_clips=mode, seed=3)
+        rng = np.random.default_rng(p.seed)
+        ours = [(i, s) for i, n in enumerate(lengths) for s in protocol_starts(n, p, 'real', rng)]
+        assert ours == D.clip_starts(lengths, 16, mode, seed=3), mode

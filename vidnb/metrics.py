@@ -20,7 +20,7 @@ __all__ = ['RESIZE_METHODS', 'psnr', 'gaussian_window', 'ssim', 'psd_factor', 'f
            'SmallSampleWarning', 'FeatureStats', 'frechet_from_stats', 'kernel_distance', 'resize_frames', 'to_255',
            'jpeg_frames', 'sample_clip_path', 'read_frames_uint8', 'feature_net', 'net_fingerprint', 'FIDProtocol',
            'FVDProtocol', 'fid_input', 'inception_stats', 'inception_features', 'data_fingerprint', 'real_stats', 'fid',
-           'InceptionFeature', 'VideoList', 'clip_starts', 'video_clips', 'fvd_input', 'i3d_stats', 'i3d_features',
+           'InceptionFeature', 'VideoList', 'protocol_starts', 'video_clips', 'fvd_input', 'i3d_stats', 'i3d_features',
            'fvd', 'fvd16', 'fvd128', 'pedestrian_videos', 'split_videos', 'still_videos', 'fvd_protocol_table',
            'table_markdown', 'lpips_distance', 'psnr_ssim_sanity', 'reproduce', 'bench']
 
@@ -581,8 +581,8 @@ class VideoList:
         shapes = sorted({a.shape[1:] for a in self.arrays})
         return f"VideoList({len(self)} videos, frames {min(a.shape[0] for a in self.arrays)}-{max(a.shape[0] for a in self.arrays)}, (H,W,C) {shapes})"
 
-def clip_starts(n_total, protocol, role, rng, label='video'):
-    "Start frames of the clips `protocol` takes from a video of `n_total` frames for `role`."
+def protocol_starts(n_total, protocol, role, rng, label='video'):
+    "Start frames of the clips `protocol` takes (streaming, one video at a time; `vidnb.data.clip_starts` is the same rule over known lengths) from a video of `n_total` frames for `role`."
     span, mode = protocol.span, protocol.clips(role)
     if n_total < span:
         raise ValueError(f"{label} has {n_total} frames but a clip of n_frames={protocol.n_frames} with stride={protocol.stride} needs {span}")
@@ -599,7 +599,7 @@ def video_clips(videos, protocol=FVDProtocol(), role='real', name='videos', shap
         if x.shape[1] not in (1, 3): raise ValueError(f"{label} must have 1 or 3 channels, got shape {tuple(x.shape)}")
         shape((x.shape[1],) + tuple(x.shape[3:]), label)
         for v in x.split(1):
-            for s in clip_starts(v.shape[2], protocol, role, rng, f'{label} (video {k})'):
+            for s in protocol_starts(v.shape[2], protocol, role, rng, f'{label} (video {k})'):
                 yield k, s, v[:, :, s:s + protocol.span:protocol.stride]
             k += 1
 
@@ -864,6 +864,8 @@ def bench(out=None, n_images=24, n_clips=4, repeat=2):
     res.update(fid_images_per_side=n_images, fid_vidnb=dv, fid_torchmetrics=dtm, fid_rel_diff=abs(dv - dtm) / abs(dv),
                fid_seconds_vidnb=tv, fid_seconds_torchmetrics=tt, fid_time_ratio_vidnb_over_torchmetrics=tv / tt)
     m100, m1000 = _probe_in_subprocess(100), _probe_in_subprocess(1000)
+    res['fvd_memory_network'] = ('vidnb.featnets.tiny_video_net, 32x32 clips: the same streaming fvd() pipeline as with I3D '
+                                 '(1000 I3D clips would take ~30 min on this CPU; the feature statistics are O(dim^2) either way)')
     res.update(fvd_memory_100=m100, fvd_memory_1000=m1000,
                fvd_peak_growth_ratio_1000_over_100=(m1000['rss_peak_growth_mb'] + 1) / (m100['rss_peak_growth_mb'] + 1))
     return res
