@@ -13,8 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e '.[dev,metrics]'
+	$(PY) -m pip install -q -e '.[dev,metrics,docs]'
 	$(VENV)/bin/vidnb data prepare
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	  || echo 'chromium not installed: the browser tests of the docs site will be skipped'
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,7 +12,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['CHAPTERS', 'COMMANDS', 'info', 'write_report', 'reproduce', 'bench', 'write_readme', 'main']
 
-# %% ../nbs/09_cli.ipynb #68efbaaf
+# %% ../nbs/09_cli.ipynb #4cf800ee
 CHAPTERS = {
     'core': ['vidnb.data', 'vidnb.physics', 'vidnb.latent', 'vidnb.learner'],
     'metrics': ['vidnb.featnets', 'vidnb.metrics'],
@@ -20,7 +20,7 @@ CHAPTERS = {
     'dvae': ['vidnb.dvae'],
     'stgconvnet': ['vidnb.stgconvnet'],
 }
-COMMANDS = {'gmlr': 'vidnb.gmlr:cli', 'dvae': 'vidnb.dvae:cli', 'stgconvnet': 'vidnb.stgconvnet:cli'}  # a chapter's own sub-commands: a function taking the remaining argv
+COMMANDS = {'gmlr': 'vidnb.gmlr:cli', 'dvae': 'vidnb.dvae:cli', 'stgconvnet': 'vidnb.stgconvnet:cli', 'docs': 'vidnb.docs:cli'}  # a chapter's own sub-commands: a function taking the remaining argv
 
 def _modules(chapters):
     "The registered modules of `chapters` (all when empty), checking the names."
@@ -74,18 +74,25 @@ def _figure_html(f, root):
            'audio': f'<audio controls src="{src}"></audio>'}.get(mime.split('/')[0], f'<img src="{src}">')
     return f'<figure>{tag}<figcaption>{html.escape(f.get("caption", ""))}</figcaption></figure>'
 
-# %% ../nbs/09_cli.ipynb #6c8ee771
+# %% ../nbs/09_cli.ipynb #80225ceb
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 nav a{margin-right:1em} table{border-collapse:collapse;margin:1em 0;font-size:90%} caption{text-align:left;font-weight:600;padding:.3em 0}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right} th{background:#f3f3f3} figure{margin:1em 0}
 img,video{max-width:100%} figcaption{font-size:90%;color:#555} .error{background:#fee;padding:1em;white-space:pre-wrap;font-family:monospace}
 .meta{color:#666;font-size:90%} section{border-top:2px solid #ddd;margin-top:2em}"""
 
+def _markdown(text):
+    "Report prose: markdown with maths through `vidnb.docs` when its extras are installed, else escaped paragraphs."
+    try:
+        from vidnb.docs import md_to_html
+        return md_to_html(text)
+    except ImportError: return ''.join(f'<p>{html.escape(p)}</p>' for p in text.split('\n\n'))
+
 def _section_html(name, sec, root):
     parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(sec.get("title", name))}</h2>',
              f'<p class="meta">module {html.escape(sec.get("module", ""))} · {sec.get("seconds", 0):.1f} s</p>']
     if sec.get('error'): parts.append(f'<div class="error">{html.escape(sec["error"])}</div>')
-    if sec.get('text'): parts.append(''.join(f'<p>{html.escape(p)}</p>' for p in sec['text'].split('\n\n')))
+    if sec.get('text'): parts.append(_markdown(sec['text']))
     parts += [_table_html(t) for t in sec.get('tables', [])]
     parts += [_figure_html(f, root) for f in sec.get('figures', [])]
     return '\n'.join(parts) + '</section>'
@@ -97,7 +104,7 @@ def write_report(sections, out, settings=None):
     settings = settings or {}
     nav = ' '.join(f'<a href="#{html.escape(n)}">{html.escape(s.get("title", n))}</a>' for n, s in sections.items())
     meta = html.escape(json.dumps(settings))
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>vidnb reproduction report</title><style>{_CSS}</style></head>'
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>vidnb reproduction report</title><link rel="icon" href="data:,"><style>{_CSS}</style></head>'
             f'<body><h1>vidnb reproduction report</h1><p class="meta">{meta}</p><nav>{nav}</nav>'
             + '\n'.join(_section_html(n, s, out) for n, s in sections.items()) + '</body></html>')
     with atomic_path(out / 'report.html') as t: t.write_text(page)

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time', 'video_from_uint8', 'video_to_uint8',
-           'resize_video', 'to_gray', 'to_rgb', 'default_device', 'amp_dtype', 'autocast', 'set_seed', 'rng_state',
-           'set_rng_state', 'cache_dir', 'atomic_path', 'decode_frames', 'resize_frames_u8', 'read_video', 'video_info',
-           'write_video', 'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation', 'animate', 'scrub',
-           'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound']
+           'resize_video', 'to_gray', 'to_rgb', 'default_device', 'default_preset', 'amp_dtype', 'autocast', 'set_seed',
+           'rng_state', 'set_rng_state', 'cache_dir', 'atomic_path', 'decode_frames', 'resize_frames_u8', 'read_video',
+           'video_info', 'write_video', 'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation',
+           'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound']
 
 # %% ../nbs/00_core.ipynb #24535fb9
 def _fail(name, what, got): raise ValueError(f"{name} must be {what}, got {got}")
@@ -103,13 +103,19 @@ def to_rgb(v):
     "1-channel video -> 3 channels (repeated); RGB passes through."
     return v.expand(-1, 3, -1, -1, -1) if v.shape[1] == 1 else v
 
-# %% ../nbs/00_core.ipynb #2dffa1c0
+# %% ../nbs/00_core.ipynb #f815d151
 def default_device():
     "The device vidnb uses: `$VIDNB_DEVICE`, else CUDA, else MPS, else CPU."
     if os.environ.get('VIDNB_DEVICE'): return torch.device(os.environ['VIDNB_DEVICE'])
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
+
+def default_preset():
+    "The experiment scale a notebook or `vidnb reproduce` uses by default: `$VIDNB_PRESET`, else 'paper' on CUDA, else 'smoke'."
+    p = os.environ.get('VIDNB_PRESET') or ('paper' if default_device().type == 'cuda' else 'smoke')
+    if p not in ('smoke', 'paper'): raise ValueError(f"VIDNB_PRESET must be 'smoke' or 'paper', got {p!r}")
+    return p
 
 def amp_dtype(device):
     "The mixed-precision dtype for `device`: bf16 on CUDA when supported, else fp16; None on CPU/MPS."

@@ -18,11 +18,12 @@ from .core import (cache_dir, atomic_path, check_video, video_from_uint8, resize
 
 # %% auto #0
 __all__ = ['SOURCES', 'MNIST_SPLITS', 'CLIPS', 'read_frames', 'NATURAL_IMAGES', 'PATCH_CLIPS', 'CIFAR10_CLASSES', 'KTH_ACTIONS',
-           'REMOTES', 'Source', 'locate', 'status', 'prepare', 'mnist', 'rotate', 'estimate_rotation', 'rotating_mnist',
-           'bouncing_trajectories', 'moving_mnist', 'color_wheel', 'mnist_sequence', 'Clip', 'clip_path', 'clip',
-           'clip_starts', 'sample_clips', 'natural_image', 'natural_patches', 'cifar10_examples', 'sound_names',
-           'sound', 'download', 'extract', 'Remote', 'fetch', 'load_mnist_idx', 'load_cifar10', 'load_moving_mnist',
-           'load_kth', 'load_ucf101', 'load_dyntex', 'VideoDataset', 'video_loader', 'reproduce', 'bench']
+           'REMOTES', 'Source', 'locate', 'status', 'prepare', 'shipped_file', 'mnist', 'rotate', 'estimate_rotation',
+           'rotating_mnist', 'bouncing_trajectories', 'moving_mnist', 'color_wheel', 'mnist_sequence', 'Clip',
+           'clip_path', 'clip', 'clip_starts', 'sample_clips', 'natural_image', 'natural_patches', 'cifar10_examples',
+           'sound_names', 'sound', 'download', 'extract', 'Remote', 'fetch', 'load_mnist_idx', 'load_cifar10',
+           'load_moving_mnist', 'load_kth', 'load_ucf101', 'load_dyntex', 'VideoDataset', 'video_loader', 'reproduce',
+           'bench']
 
 # %% ../nbs/01_data.ipynb #3bb218c3
 def _module_dir(module):
@@ -187,6 +188,18 @@ def prepare(sources=None, verbose=True, deb_dir=None):
         st[n]['action'] = act[n] if st[n]['present'] or act[n].startswith('failed') else 'failed: still missing after ' + act[n]
         if verbose: print(f"{n:16s} {'ok' if st[n]['present'] else 'MISSING':8s} {st[n]['action']:10.60s} {st[n]['path'] or st[n]['get']}")
     return st
+
+# %% ../nbs/01_data.ipynb #3e1d8c27
+def shipped_file(name, required=True):
+    "Path of a file vidnb trained and ships (`data/NAME` in a clone, `<prefix>/share/vidnb/NAME` in a wheel, else the cache)."
+    import sys, vidnb
+    if not name or '/' in name or name.startswith('.'): raise ValueError(f"name must be a plain file name, got {name!r}")
+    places = [Path(vidnb.__file__).resolve().parent.parent / 'data', Path(sys.prefix) / 'share' / 'vidnb', cache_dir('weights', create=False)]
+    for d in places:
+        if (d / name).is_file(): return d / name
+    if not required: return None
+    raise FileNotFoundError(f"{name} is not in {', '.join(str(d) for d in places)}: it ships in the repository's data/ folder "
+                            f"and in the vidnb wheel; see data/README.md for the command that retrains it")
 
 # %% ../nbs/01_data.ipynb #778eb181
 @functools.lru_cache(maxsize=1)
