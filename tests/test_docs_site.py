@@ -314,7 +314,9 @@ def _open_report(browser, report, shot):
 
 def test_report_in_browser(tmp_path, browser, shots):
     s = _open_report(browser, _real_report(tmp_path / 'rep'), shots / 'report.png')
-    assert (s['img'], s['table'], s['video'], s['audio']) == (1, 1, 1, 1), s
+    assert (s['img'], s['table'], s['video'], s['audio']) == (1, 3, 1, 1), s          # settings + summary + the chapter's table
+    c = _open_report(browser, tmp_path / 'rep' / 'toy.html', shots / 'report-toy-page.png')  # the chapter's own page
+    assert (c['img'], c['table'], c['video'], c['audio']) == (1, 1, 1, 1), c
 
 
 def test_reproduce_core_report_in_browser(tmp_path, browser, shots):
@@ -326,3 +328,6 @@ def test_reproduce_core_report_in_browser(tmp_path, browser, shots):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     s = _open_report(browser, tmp_path / 'rep' / 'report.html', shots / 'report-core.png')
     assert s['figures'] >= 4 and s['img'] + s['video'] + s['audio'] == s['figures'] and s['table'] >= 4, s
+    for page in ('data', 'physics', 'latent', 'learner'):                                # one page per chapter module
+        c = _open_report(browser, tmp_path / 'rep' / f'{page}.html', shots / f'report-core-{page}.png')
+        assert c['missing'] == 0 and c['table'] >= 1, (page, c)

@@ -89,3 +89,35 @@ def test_vidnb_command_is_registered():
     if 'dvae' not in cli.COMMANDS: pytest.skip("'dvae' not yet registered in vidnb.cli.COMMANDS")
     r = subprocess.run([str(Path(sys.executable).parent / 'vidnb'), 'dvae', 'synthesize', '--help'], capture_output=True, text=True)
     assert r.returncode == 0 and '--checkpoint' in r.stdout
+
+class _StubJudge(torch.nn.Module):
+    "Reads a constant frame of value v as digit round(10 v) with certainty, and a frame of value -1 as a blur (flat logits)."
+    def __init__(self): super().__init__(); self.p = torch.nn.Parameter(torch.zeros(1))
+    def forward(self, x):
+        v = x.mean((1, 2, 3))
+        logits = torch.nn.functional.one_hot((v * 10).round().clamp(0, 9).long(), 10).float() * 20
+        return torch.where((v < -0.5)[:, None], torch.zeros_like(logits), logits)
+
+def test_judge_separates_order_from_legibility():
+    from vidnb.dvae import judge_sequence
+    vals = [0.0, 0.1, 0.2, -1.0, 0.4, 0.0, 0.2]              # 0 1 2 blur 4 0 2: transitions ok ok ? ? ok no
+    v = torch.tensor(vals).view(1, 1, -1, 1, 1).expand(1, 1, len(vals), 32, 32).contiguous()
+    j = judge_sequence(_StubJudge(), v)
+    assert j['recognisable'] == pytest.approx(6 / 7) and j['in_order'] == pytest.approx(3 / 6)
+    assert j['recognisable_pairs'] == pytest.approx(4 / 6) and j['in_order_recognisable'] == pytest.approx(3 / 4)
+
+def test_presets_textures_and_overrides_are_checked(tmp_path):
+    from vidnb.dvae import texture_video, reproduce, train_digits, PRESETS, TEXTURES
+    assert set(PRESETS['paper']['textures']) == set(TEXTURES) and 'foliage' in PRESETS['smoke']['textures']
+    with pytest.raises(ValueError, match="name must be one of"): texture_video(32, 'fire')
+    with pytest.raises(ValueError, match="textures must be names in"): reproduce('smoke', tmp_path, textures=('fire',))
+    with pytest.raises(ValueError, match="overrides must be preset keys"): train_digits('smoke', steps=3)
+    with pytest.raises(ValueError, match="preset must be one of"): reproduce('huge', tmp_path)
+
+def test_cycle_eigenvalue_finds_a_rotation():
+    import math
+    from vidnb.dvae import cycle_eigenvalue
+    th = math.radians(72)
+    R = torch.tensor([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]], dtype=torch.float64)
+    e = cycle_eigenvalue(torch.block_diag(torch.eye(2, dtype=torch.float64) * 0.99, 0.9 * R))
+    assert e['modulus'] == pytest.approx(0.9) and e['angle_deg'] == pytest.approx(72)

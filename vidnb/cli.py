@@ -12,15 +12,16 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['CHAPTERS', 'COMMANDS', 'info', 'write_report', 'reproduce', 'bench', 'write_readme', 'main']
 
-# %% ../nbs/09_cli.ipynb #4cf800ee
+# %% ../nbs/09_cli.ipynb #2f01ffb9
 CHAPTERS = {
     'core': ['vidnb.data', 'vidnb.physics', 'vidnb.latent', 'vidnb.learner'],
     'metrics': ['vidnb.featnets', 'vidnb.metrics'],
     'gmlr': ['vidnb.gmlr'],
     'dvae': ['vidnb.dvae'],
+    'styleganv': ['vidnb.styleganv'],
     'stgconvnet': ['vidnb.stgconvnet'],
 }
-COMMANDS = {'gmlr': 'vidnb.gmlr:cli', 'dvae': 'vidnb.dvae:cli', 'stgconvnet': 'vidnb.stgconvnet:cli', 'docs': 'vidnb.docs:cli'}  # a chapter's own sub-commands: a function taking the remaining argv
+COMMANDS = {'gmlr': 'vidnb.gmlr:cli', 'dvae': 'vidnb.dvae:cli', 'styleganv': 'vidnb.styleganv:cli', 'stgconvnet': 'vidnb.stgconvnet:cli', 'docs': 'vidnb.docs:cli'}  # a chapter's own sub-commands: a function taking the remaining argv
 
 def _modules(chapters):
     "The registered modules of `chapters` (all when empty), checking the names."
@@ -74,12 +75,12 @@ def _figure_html(f, root):
            'audio': f'<audio controls src="{src}"></audio>'}.get(mime.split('/')[0], f'<img src="{src}">')
     return f'<figure>{tag}<figcaption>{html.escape(f.get("caption", ""))}</figcaption></figure>'
 
-# %% ../nbs/09_cli.ipynb #80225ceb
+# %% ../nbs/09_cli.ipynb #bbddb812
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 nav a{margin-right:1em} table{border-collapse:collapse;margin:1em 0;font-size:90%} caption{text-align:left;font-weight:600;padding:.3em 0}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right} th{background:#f3f3f3} figure{margin:1em 0}
 img,video{max-width:100%} figcaption{font-size:90%;color:#555} .error{background:#fee;padding:1em;white-space:pre-wrap;font-family:monospace}
-.meta{color:#666;font-size:90%} section{border-top:2px solid #ddd;margin-top:2em}"""
+.meta{color:#666;font-size:90%} section{border-top:2px solid #ddd;margin-top:2em} .bad{color:#b00;font-weight:600}"""
 
 def _markdown(text):
     "Report prose: markdown with maths through `vidnb.docs` when its extras are installed, else escaped paragraphs."
@@ -97,16 +98,33 @@ def _section_html(name, sec, root):
     parts += [_figure_html(f, root) for f in sec.get('figures', [])]
     return '\n'.join(parts) + '</section>'
 
+def _page(title, body):
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><link rel="icon" href="data:,">'
+            f'<style>{_CSS}</style></head><body>{body}</body></html>')
+
+def _summary_html(sections, settings):
+    rows = [dict(setting=k, value=v) for k, v in settings.items()]
+    summ = [dict(chapter=f'<a href="{html.escape(n)}.html">{html.escape(s.get("title", n))}</a>', module=html.escape(s.get('module', '')),
+                 seconds=f'{s.get("seconds", 0):.1f}', status='<span class="bad">failed</span>' if s.get('error') else 'ok')
+            for n, s in sections.items()]
+    tr = lambda r: '<tr>' + ''.join(f'<td>{v}</td>' for v in r.values()) + '</tr>'
+    head = lambda r: '<tr>' + ''.join(f'<th>{k}</th>' for k in r) + '</tr>'
+    t1 = f'<table><caption>Settings of the run</caption>{head(rows[0]) if rows else ""}' + ''.join(tr(dict(setting=html.escape(str(r["setting"])), value=_cell(r["value"]))) for r in rows) + '</table>'
+    t2 = f'<table><caption>Chapters (one page each)</caption>{head(summ[0]) if summ else ""}' + ''.join(tr(r) for r in summ) + '</table>'
+    return t1 + t2
+
 def write_report(sections, out, settings=None):
-    "Write `out/report.html` (self-contained) and `out/results.json` from `{name: section}` dicts; atomic."
+    "Write `out/report.html` (run settings, a summary, every chapter; self-contained), one `out/<chapter>.html` page per chapter and `out/results.json`; atomic."
     from vidnb.core import atomic_path
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     settings = settings or {}
     nav = ' '.join(f'<a href="#{html.escape(n)}">{html.escape(s.get("title", n))}</a>' for n, s in sections.items())
-    meta = html.escape(json.dumps(settings))
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>vidnb reproduction report</title><link rel="icon" href="data:,"><style>{_CSS}</style></head>'
-            f'<body><h1>vidnb reproduction report</h1><p class="meta">{meta}</p><nav>{nav}</nav>'
-            + '\n'.join(_section_html(n, s, out) for n, s in sections.items()) + '</body></html>')
+    for n, s in sections.items():
+        body = (f'<p class="meta"><a href="report.html">all chapters</a> · {html.escape(json.dumps(settings))}</p>'
+                + _section_html(n, s, out))
+        with atomic_path(out / f'{n}.html') as t: t.write_text(_page(f'vidnb reproduction: {s.get("title", n)}', body))
+    page = _page('vidnb reproduction report', f'<h1>vidnb reproduction report</h1>{_summary_html(sections, settings)}<nav>{nav}</nav>'
+                 + '\n'.join(_section_html(n, s, out) for n, s in sections.items()))
     with atomic_path(out / 'report.html') as t: t.write_text(page)
     res = dict(settings=settings, chapters={n: dict(title=s.get('title'), seconds=s.get('seconds'), error=s.get('error'),
                                                   results=s.get('results', {}), tables=s.get('tables', [])) for n, s in sections.items()})
@@ -174,7 +192,7 @@ def write_readme(nb_path=None, out=None):
     if not out.exists() or out.read_text() != txt: out.write_text(txt)
     return out
 
-# %% ../nbs/09_cli.ipynb #2f498b31
+# %% ../nbs/09_cli.ipynb #c571beb3
 def _parser():
     p = argparse.ArgumentParser(prog='vidnb', description='vidnb: generative models for video, as literate notebooks.')
     sp = p.add_subparsers(dest='cmd', metavar='COMMAND')
@@ -183,7 +201,7 @@ def _parser():
     dp.add_argument('--only', nargs='*', default=None, help='source names (default: all)')
     rp = sp.add_parser('reproduce', help="run chapters' experiments and write report.html + results.json")
     rp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
-    rp.add_argument('--preset', default='smoke', choices=['smoke', 'paper']); rp.add_argument('--out', default='reproduce')
+    rp.add_argument('--preset', default=None, choices=['smoke', 'paper'], help="default: 'paper' on a GPU, 'smoke' on a CPU ($VIDNB_PRESET overrides)"); rp.add_argument('--out', default='reproduce')
     bp = sp.add_parser('bench', help="run chapters' benchmarks and write JSON")
     bp.add_argument('chapters', nargs='*', metavar='CHAPTER'); bp.add_argument('--out', default='bench.json')
     sp.add_parser('readme', help='write README.md from nbs/index.ipynb (for developers)')
@@ -211,7 +229,8 @@ def _run(a):
         if missing and a.action == 'prepare': print(f'vidnb: could not prepare {", ".join(missing)}', file=sys.stderr)
         return 1 if missing and a.action == 'prepare' else 0
     if a.cmd == 'reproduce':
-        secs = reproduce(a.chapters, a.preset, a.out)
+        from vidnb.core import default_preset
+        secs = reproduce(a.chapters, a.preset or default_preset(), a.out)
         print(f'report: {Path(a.out) / "report.html"}')
         return 1 if any('error' in s for s in secs.values()) else 0
     if a.cmd == 'bench':

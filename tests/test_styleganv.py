@@ -1,0 +1,77 @@
+"StyleGAN-V command line and contracts: tiny runs in tmp_path (resume, bad input, generate any length)."
+import json, math, torch, pytest
+torch.set_num_threads(1)
+from vidnb import styleganv as sgv
+from vidnb.core import video_info, write_video
+from vidnb.learner import load_checkpoint
+
+
+def _train(out, steps, capsys=None):
+    return sgv.cli(['train', '--data', 'moving_mnist', '--out', str(out), '--steps', str(steps), '--videos', '16', '--bs', '4'])
+
+
+def test_train_resume_generate(tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert _train(out, 2) == 0
+    ck = load_checkpoint(out / 'checkpoint.pt')
+    assert ck['pos']['train_iter'] == 2 and set(ck['opts']) == {'G', 'D'} and 'EMACB' in ck['cbs']
+    assert video_info(out / 'preview.mp4')['frames'] == 64
+    assert _train(out, 3) == 0                                           # resumes: one more step, not three
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last['steps'] == 3
+    assert load_checkpoint(out / 'checkpoint.pt')['pos']['train_iter'] == 3
+    f = tmp_path / 'long.mp4'
+    assert sgv.cli(['generate', '--checkpoint', str(out / 'checkpoint.pt'), '--frames', '120', '--fps', '25', '--out', str(f)]) == 0
+    info = video_info(f)
+    assert info['frames'] == 120
+    f2 = tmp_path / 'fast.mp4'
+    assert sgv.cli(['generate', '--checkpoint', str(out / 'checkpoint.pt'), '--frames', '30', '--time-step', '0.5', '--out', str(f2)]) == 0
+    assert video_info(f2)['frames'] == 30
+
+
+def test_bad_input(tmp_path, capsys):
+    assert sgv.cli(['train', '--data', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o')]) == 2
+    assert 'vidnb styleganv: data must be' in capsys.readouterr().err
+    assert sgv.cli(['train', '--data', 'moving_mnist', '--out', str(tmp_path / 'o'), '--steps', '0']) == 2
+    assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'paper', '--out', str(tmp_path / 'o'), '--steps', '1']) == 2
+    assert 'moving_mnist' in capsys.readouterr().err
+    assert sgv.cli(['generate', '--checkpoint', str(tmp_path / 'nope.pt'), '--frames', '5', '--out', str(tmp_path / 'x.mp4')]) == 2
+    bad = tmp_path / 'bad.pt'; bad.write_bytes(b'not a checkpoint')
+    assert sgv.cli(['generate', '--checkpoint', str(bad), '--frames', '5', '--out', str(tmp_path / 'x.mp4')]) == 2
+    assert 'vidnb styleganv:' in capsys.readouterr().err
+    assert sgv.cli(['train', '--out', 'x']) == 2                        # argparse: --data missing
+    assert sgv.cli(['generate', '--checkpoint', 'c', '--frames', '5', '--out', str(tmp_path / 'x.gif')]) == 2
+
+
+def test_folder_data(tmp_path):
+    d = tmp_path / 'vids'; d.mkdir()
+    v = sgv.moving_mnist_videos(1, frames=40, size=32)
+    write_video(v, d / 'a.mp4', fps=10)
+    clips = sgv._load_data(str(d), sgv.PRESETS['smoke'], frames=33)
+    assert clips.shape == (1, 1, 33, 32, 32)
+    (tmp_path / 'short').mkdir(); write_video(v[:, :, :5], tmp_path / 'short' / 'b.mp4', fps=10)
+    with pytest.raises(ValueError, match='no video with at least 33 frames'): sgv._load_data(str(tmp_path / 'short'), sgv.PRESETS['smoke'])
+
+
+def test_any_time_and_lstm():
+    cfg = sgv.SGVConfig(ch_base=128, ch_max=16, num_freqs=8, z_dim=16, w_dim=16, motion_z_dim=16)
+    for motion in ('conv', 'lstm'):
+        G = sgv.Generator(sgv.SGVConfig(**{**cfg.__dict__, 'motion': motion}))
+        v = sgv.generate(G, 5, n_videos=2, start=10_000.5, time_step=0.25)
+        assert v.shape == (2, 1, 5, 32, 32) and torch.isfinite(v).all()
+    with pytest.raises(ValueError, match='t must be >= 0'): G(torch.randn(1, 16), torch.tensor([[-0.5]]))
+
+
+def test_reproduce_paper_and_contract(tmp_path):
+    r = sgv.reproduce('paper', tmp_path)
+    assert {'title', 'text', 'tables', 'figures', 'results'} <= set(r)
+    json.dumps(r['results'])
+    sizes = {row['preset']: row for row in r['tables'][0]['rows']}
+    assert sizes['paper']['G_params'] > 10 * sizes['smoke']['G_params']
+    with pytest.raises(ValueError, match='preset must be one of'): sgv.reproduce('nope', tmp_path)
+
+
+def test_import_is_light():
+    import subprocess, sys
+    code = "import sys, vidnb.styleganv; print(any(m in sys.modules for m in ('matplotlib', 'scipy')))"
+    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.strip() == 'False'

@@ -1,0 +1,96 @@
+"""Release readiness: the two ways people use vidnb besides a clone.
+
+1. `pip install vidnb`: `python -m build` makes a wheel and an sdist; the wheel holds the package and the files
+   trained here (as data files under `<prefix>/share/vidnb`), and no tests or notebooks. Installed into a clean venv
+   (not editable), `vidnb info`, the shipped weights and one chapter's smoke reproduction work.
+2. Colab/Kaggle: a chapter notebook's first code cell installs vidnb when it is missing. We run that very cell, taken
+   from the notebook, in a fresh venv that has torch but no vidnb, with `VIDNB_PIP` pointing at the local wheel.
+
+The venv gets torch from `$VIDNB_TEST_TORCH` (default `torch==2.13.0`, the CPU build on this machine's disk) and
+everything else from the package registry, as a user's machine would. The offline data cache is shared through
+`$VIDNB_DATA` so the Debian-package data are not fetched twice.
+"""
+import json, os, subprocess, sys, zipfile
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH = os.environ.get('VIDNB_TEST_TORCH', 'torch==2.13.0')
+
+
+def run(cmd, env=None, timeout=900, cwd=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+@pytest.fixture(scope='module')
+def dist(tmp_path_factory):
+    out = tmp_path_factory.mktemp('dist')
+    run([sys.executable, '-m', 'build', '--wheel', '--sdist', '--outdir', str(out), str(ROOT)], timeout=600)
+    wheel, = out.glob('vidnb-*.whl')
+    sdist, = out.glob('vidnb-*.tar.gz')
+    return wheel, sdist
+
+
+def test_wheel_contents(dist):
+    wheel, sdist = dist
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split('/')[0] for n in names}
+    assert all(t == 'vidnb' or t.startswith('vidnb-') for t in top), top            # no tests/, nbs/, data/ at top level
+    assert not any(n.endswith('.ipynb') or '/tests/' in n or n.startswith('tests/') for n in names)
+    shipped = {n.rsplit('/', 1)[-1] for n in names if '.data/data/share/vidnb/' in n}
+    assert {'gmlr_gray_mnist64.pt', 'mnist_digit_classifier.pt', 'README.md'} <= shipped, shipped
+    mods = {n for n in names if n.startswith('vidnb/') and n.endswith('.py')}
+    assert {'vidnb/__init__.py', 'vidnb/cli.py', 'vidnb/core.py', 'vidnb/metrics.py', 'vidnb/gmlr.py'} <= mods
+    ep = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('entry_points.txt'))).decode()
+    assert 'vidnb = vidnb.cli:main' in ep
+    assert wheel.stat().st_size < 25e6 and sdist.stat().st_size < 25e6, (wheel.stat().st_size, sdist.stat().st_size)
+
+
+@pytest.fixture(scope='module')
+def venv(tmp_path_factory):
+    "A fresh venv with torch only (what Colab has before the first cell runs)."
+    d = tmp_path_factory.mktemp('venv') / 'env'
+    run([sys.executable, '-m', 'venv', str(d)])
+    py = d / 'bin' / 'python'
+    run([py, '-m', 'pip', 'install', '-q', TORCH])
+    return d
+
+
+def first_code_cell(nb):
+    cells = json.loads((ROOT / 'nbs' / nb).read_text())['cells']
+    return next(''.join(c['source']) for c in cells if c['cell_type'] == 'code')
+
+
+def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
+    wheel, _ = dist
+    py, env = venv / 'bin' / 'python', dict(os.environ, VIDNB_PIP=f'{wheel}[metrics]', OMP_NUM_THREADS='1')
+    env.pop('PYTHONPATH', None)
+    check = [py, '-c', 'import importlib.util; print(importlib.util.find_spec("vidnb") is None)']
+    assert run(check, env, cwd=tmp_path).strip() == 'True'                                   # no vidnb yet
+    cell = first_code_cell('10_gmlr.ipynb')
+    assert 'VIDNB_PIP' in cell and cell.startswith('#| hide')
+    script = tmp_path / 'first_cell.py'; script.write_text(cell)
+    out = run([py, str(script)], env, timeout=1200, cwd=tmp_path)
+    assert "preset 'smoke'" in out and 'vidnb on cpu' in out, out
+    # installed from the wheel, not from this clone, and not editable
+    loc = run([py, '-c', 'import vidnb; print(vidnb.__file__)'], env, cwd=tmp_path).strip()
+    assert str(venv) in loc and str(ROOT) not in loc, loc
+    vidnb = venv / 'bin' / 'vidnb'
+    info = run([vidnb, 'info'], env, cwd=tmp_path)
+    assert 'torch' in info
+    w = run([py, '-c', 'from vidnb.gmlr import weights_path, pretrained; print(weights_path("gray")); pretrained("gray")'], env, cwd=tmp_path).strip()
+    assert w.startswith(str(venv)) and w.endswith('share/vidnb/gmlr_gray_mnist64.pt'), w
+    # one chapter's smoke run from the installed package: GMLR on a Rotating MNIST digit with 80% missing pixels
+    out_dir = tmp_path / 'rec'
+    run([vidnb, 'gmlr', 'reconstruct', '--sequence', 'rotating_mnist', '--operator', 'missing:0.8', '--method', 'joint',
+         '--rank', '3', '--steps', '40', '--out', str(out_dir)], env, cwd=tmp_path)
+    m = json.loads((out_dir / 'metrics.json').read_text())
+    assert m['steps'] == 40 and m['psnr'] > 12, m
+    assert (out_dir / 'reconstruction.mp4').stat().st_size > 0
+    # and the chapter-level smoke reproduction with its report
+    run([vidnb, 'reproduce', 'core', '--out', str(tmp_path / 'rep')], env, timeout=1200, cwd=tmp_path)
+    res = json.loads((tmp_path / 'rep' / 'results.json').read_text())
+    assert res['chapters'] and not any(c.get('error') for c in res['chapters'].values()), res['chapters']
+    assert (tmp_path / 'rep' / 'report.html').read_text().count('<section') >= 4
