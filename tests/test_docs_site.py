@@ -331,3 +331,21 @@ def test_reproduce_core_report_in_browser(tmp_path, browser, shots):
     for page in ('data', 'physics', 'latent', 'learner'):                                # one page per chapter module
         c = _open_report(browser, tmp_path / 'rep' / f'{page}.html', shots / f'report-core-{page}.png')
         assert c['missing'] == 0 and c['table'] >= 1, (page, c)
+
+
+def test_pages_on_a_phone(site, server, browser, shots):
+    "At a phone's width (390 px) no page scrolls sideways: the sidebar sits above the page, wide tables and equations scroll in their own box."
+    browser.send('Emulation.setDeviceMetricsOverride', width=390, height=844, deviceScaleFactor=1, mobile=True)
+    try:
+        for nb in PAGES:
+            name = docs.page_name(nb)
+            browser.open(server.url + name)
+            r = browser.js("""(() => { const box = s => (document.querySelector(s) || document.body).getBoundingClientRect();
+                return {W: document.documentElement.clientWidth, sw: document.documentElement.scrollWidth,
+                        side: box('.sidebar').bottom, main: box('main').top, search: box('#search').right}; })()""")
+            assert r['W'] == 390 and r['sw'] <= r['W'], f'{name} scrolls sideways on a phone: {r}'
+            assert r['side'] <= r['main'] and r['search'] <= r['W'], (name, r)
+            assert browser.problems() == [], (name, browser.problems())
+        browser.screenshot(shots / f'phone-{name[:-5]}.png', 'main table')
+    finally:
+        browser.send('Emulation.clearDeviceMetricsOverride')

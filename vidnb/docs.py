@@ -42,8 +42,9 @@ _re_math = re.compile(r'(?P<code>```.*?```|``.+?``|`[^`\n]+`)|\$\$(?P<display>.+
 def tex_to_mathml(tex, display=False):
     "TeX -> MathML (`display` for a block equation); an unparsable formula shows as TeX code with class `math-error`."
     conv = _need('latex2mathml.converter', 'latex2mathml')
-    try: return conv.convert(tex.strip(), display='block' if display else 'inline')
+    try: m = conv.convert(tex.strip(), display='block' if display else 'inline')
     except Exception: return f'<code class="math-error">{html.escape(tex)}</code>'
+    return f'<span class="math-block">{m}</span>' if display else m  # a box that scrolls sideways on a narrow screen
 
 def _take_math(md):
     "Replace the maths of markdown `md` with placeholders; return the new text and `(TeX, MathML)` of each."
@@ -330,6 +331,8 @@ math[display=block]{margin:.8rem 0} .math-error{color:#a94442} img{max-width:100
 #search-results{position:absolute;right:0;top:2.3rem;width:30rem;max-height:70vh;overflow:auto;list-style:none;margin:0;padding:.3rem 0;background:#fff;border:1px solid #dee2e6;border-radius:4px;box-shadow:0 4px 12px rgba(0,0,0,.15)}
 #search-results a{display:block;padding:.3rem .8rem;color:#212529} #search-results a:hover{background:#f1f3f5;text-decoration:none} #search-results span{color:#6c757d;font-size:.85rem} #search-results .none{padding:.3rem .8rem;color:#6c757d}
 @media (max-width:1000px){.layout{grid-template-columns:1fr}.sidebar,.toc{position:static;max-height:none}.toc{display:none}}
+.cell-markdown table,table.docments,.math-block{display:block;overflow-x:auto;max-width:100%} p code{overflow-wrap:anywhere}
+@media (max-width:700px){.navbar{flex-wrap:wrap}.navbar .site-desc{display:none}.navbar .search{margin-left:0;flex:1 1 100%}#search,#search-results{width:100%}}
 """
 
 def _sidebar_html(sidebar, titles, current):
