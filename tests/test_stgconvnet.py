@@ -76,7 +76,7 @@ def _bad(tmp_path, tree):
         (['train', '--video', junk, '--out', tmp_path], 'readable video'),
         (['train', '--video', tree, '--frames', 100, '--out', tmp_path], 'frames'),
         (['train', '--video', tree, '--iters', 0, '--out', tmp_path], '--iters must be positive'),
-        (['train', '--sound', locate('splash'), '--seconds', 0.01, '--out', tmp_path], '--sound must be at least 400 samples'),
+        (['train', '--sound', locate('splash'), '--seconds', 0.01, '--out', tmp_path], '--sound must be at least 2000 samples'),
         (['train', '--sound', junk, '--out', tmp_path], 'readable sound file'),
         (['sample', '--checkpoint', notck, '--out', tmp_path / 'a.mp4'], 'not a vidnb checkpoint'),
         (['sample', '--checkpoint', tmp_path / 'none.pt', '--out', tmp_path / 'a.mp4'], 'does not exist'),
@@ -103,3 +103,11 @@ def test_registered_in_vidnb_command():
     from vidnb import cli as vcli
     if 'stgconvnet' not in vcli.COMMANDS: pytest.skip("not yet registered in vidnb.cli.COMMANDS")
     assert vcli.COMMANDS['stgconvnet'] == 'vidnb.stgconvnet:cli'
+
+def test_langevin_leaves_weights_alone():
+    "A Langevin step asks autograd for the input gradient only: no weight gradient is computed or accumulated."
+    from vidnb.stgconvnet import preset, build_model, langevin
+    cfg = preset('fc', 'smoke', shape=(8, 16, 16))
+    m = build_model(cfg)
+    I = langevin(m, torch.randn(2, 3, 8, 16, 16) * 40, steps=2)
+    assert all(p.grad is None for p in m.parameters()) and not I.requires_grad and I.shape == (2, 3, 8, 16, 16)

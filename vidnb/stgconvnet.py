@@ -22,7 +22,8 @@ __all__ = ['PAPER_LAYERS', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvN
            'check_chains', 'langevin', 'STGConfig', 'build_model', 'preset', 'GrowLayers', 'ExperimentCB',
            'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel', 'spectral_distance',
            'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture', 'pixel_noise',
-           'texture_fid', 'load_model_checkpoint', 'sample', 'write_signals', 'cli', 'reproduce', 'bench']
+           'texture_fid', 'texture_synthesis', 'load_model_checkpoint', 'sample', 'write_signals', 'cli', 'reproduce',
+           'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
 @dataclass
@@ -182,7 +183,7 @@ def build_model(cfg: STGConfig) -> GenerativeConvNet:
 _SMOKE_LAYERS = {
     'st': [Layer(20, (7, 7, 7), (2, 3, 3)), Layer(20, (3, 5, 5), (2, 2, 2)), Layer(10, (2, 3, 3), (1, 1, 1))],
     'fc': [Layer(30, (7, 7, 7), (3, 3, 3)), Layer(15, (4, 'full', 'full'), (2, 1, 1), (2, 0, 0)), Layer(5, (2, 1, 1), (1, 1, 1), (1, 0, 0))],
-    'sound': [Layer(64, (400,), (100,))],
+    'sound': [Layer(128, (2000,), (500,))],   # the paper's filter length and stride, fewer filters
 }
 
 def preset(arch='fc', name='smoke', **kw) -> STGConfig:
@@ -192,12 +193,12 @@ def preset(arch='fc', name='smoke', **kw) -> STGConfig:
     paper = name == 'paper'
     layers = PAPER_LAYERS[arch] if paper else _SMOKE_LAYERS[arch]
     if arch == 'sound':
-        c = STGConfig('sound', layers, (60000,) if paper else (16384,), channels=1, chains=3 if paper else 2,
-                      iters=2000 if paper else 150, lr_mult=(1.,))
+        c = STGConfig('sound', layers, (60000,) if paper else (16384,), channels=1, chains=3 if paper else 2, scale=1000.,
+                      iters=2000 if paper else 1000, lr=1e-3 if paper else 1e-2, lr_mult=(1.,))
     else:
         shape = ((40 if arch == 'st' else 50, 224, 224) if paper else (16, 64, 64))
-        iters = 1000 if paper else (150 if arch == 'fc' else 90)
-        c = STGConfig(arch, layers, shape, iters=iters,
+        iters = 1000 if paper else (300 if arch == 'fc' else 90)
+        c = STGConfig(arch, layers, shape, iters=iters, lr=1e-3 if paper or arch == 'st' else 1e-2,
                       lr_mult=(1., .5, .25) if arch == 'fc' else (1., 1., 1.),
                       grow=(iters // 3, 2 * iters // 3) if arch == 'st' else ())
     return replace(c, **kw)
@@ -355,6 +356,14 @@ def texture_fid(real, fakes: dict, net=None, device=None):
         warnings.simplefilter('ignore')                      # SmallSampleWarning: few frames, said in the text
         rs = inception_stats(real, net=net, progress=False)
         return [dict(video=k, FID=fid(rs, v, net=net, progress=False, cache=False)) for k, v in fakes.items()]
+
+# %% ../nbs/13_stgconvnet.ipynb #b7d41e09
+def texture_synthesis(video, preset_name: str = 'smoke', arch: str = 'fc', seed: int = 0, **over) -> Tensor:
+    "Learn experiment 2 (`arch='fc'`) or 1 (`'st'`) at `preset_name` from one video `(1,C,T,H,W)` in [-1,1] of any size the layers take; return the synthesised chain `(1,C,T,H,W)`."
+    video = check_video(video, 'video')
+    if len(video) != 1: raise ValueError(f"video must be one video (1,C,T,H,W), got {tuple(video.shape)}")
+    cfg = preset(arch, preset_name, shape=tuple(video.shape[2:]), channels=video.shape[1], **over)
+    return synthesised(train(video, cfg, progress=False, seed=seed).model)
 
 # %% ../nbs/13_stgconvnet.ipynb #7e665013
 def load_model_checkpoint(path):
@@ -525,34 +534,36 @@ def reproduce(preset_name: str = 'smoke', out=Path('reproduce') / 'stgconvnet') 
                              fvd={r['video']: list(r.values())[1] for r in fvd_rows}, sound={r['sound']: r for r in snd_rows}))
 
 # %% ../nbs/13_stgconvnet.ipynb #2158adfa
-def _timeit(fn, repeats):
-    fn(); ts = []
+def _timeit(fns, repeats):
+    "Median seconds of each function of `fns`, timed interleaved (one call of each per round) so load on a shared machine hits all alike."
+    for f in fns: f()                                   # warm up
+    ts = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+        for f, t in zip(fns, ts):
+            t0 = time.perf_counter(); f(); t.append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in ts]
 
 def _bench_shape(cfg, repeats, device):
     set_seed(0)
     model = build_model(cfg).to(device)
     I = torch.randn_like(model.chains) * 40
     Ig = I.clone().requires_grad_()
-    t_lang = _timeit(lambda: langevin(model, I, steps=1), repeats)
     def fb(x):
         model.zero_grad(); model.f(x).sum().backward()
-    t_fb = _timeit(lambda: fb(Ig), repeats)             # weight and input gradients
-    t_fbw = _timeit(lambda: fb(I), repeats)             # weight gradients only (a classifier's training step)
+    # one Langevin step; forward + backward with weight and input gradients; weight gradients only (a classifier's step)
+    t_lang, t_fb, t_fbw = _timeit([lambda: langevin(model, I, steps=1), lambda: fb(Ig), lambda: fb(I)], repeats)
     return dict(shape=list(cfg.shape), chains=cfg.chains, langevin_steps_per_s=1 / t_lang, langevin_step_s=t_lang,
                 forward_backward_s=t_fb, forward_backward_weights_only_s=t_fbw,
                 langevin_over_forward_backward=t_lang / t_fb, langevin_over_forward_backward_weights_only=t_lang / t_fbw)
 
-def bench(out: dict | None = None, repeats=3) -> dict:
+def bench(out: dict | None = None, repeats=7) -> dict:
     "Langevin steps/s at the smoke and paper shapes, the Langevin step / forward+backward ratio, learning iterations/s."
     from vidnb.core import default_device
     res = out if out is not None else {}
     dev = default_device(); res['device'] = str(dev); res['threads'] = torch.get_num_threads()
     for name, cfg in [('video_smoke', preset('fc', 'smoke')), ('video_paper', preset('fc', 'paper')),
                       ('sound_smoke', preset('sound', 'smoke')), ('sound_paper', preset('sound', 'paper'))]:
-        res[name] = _bench_shape(cfg, repeats if 'smoke' in name or dev.type == 'cuda' else 1, dev)
+        res[name] = _bench_shape(cfg, 1 if name == 'video_paper' and dev.type == 'cpu' else repeats, dev)   # a minute per round on a CPU
     cfg = preset('fc', 'smoke', iters=6)
     x = torch.rand(1, 3, *cfg.shape) * 2 - 1
     t0 = time.perf_counter(); train(x, cfg, progress=False, device=dev); dt = time.perf_counter() - t0
