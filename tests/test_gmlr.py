@@ -81,3 +81,25 @@ def test_unreadable_or_missing_video(tmp_path, capsys):
     assert 'not found' in capsys.readouterr().err
     assert run('reconstruct', '--sequence', 'rotating_mnist', '--weights', tmp_path / 'bad.mp4', '--steps', '1', '--out', tmp_path / 'o') == 2
     assert 'weights must be a file written by vidnb.gmlr.pretrain' in capsys.readouterr().err
+
+# `vidnb bench gmlr`: the JSON it writes, with the measurements shrunk (the full run is the chapter's slow bench cell).
+def test_bench_json(tmp_path, monkeypatch):
+    import vidnb.gmlr as g
+    from vidnb.cli import main
+    step, target = g.bench_step, g.seconds_to_target
+    monkeypatch.setattr(g, 'bench_step', lambda kind, frames, reps=5: step(kind, 4, reps=1, rounds=1))
+    monkeypatch.setattr(g, 'seconds_to_target', lambda max_steps=2000: target(10., max_steps=20, every=5))
+    assert main(['bench', 'gmlr', '--out', str(tmp_path / 'b.json')]) == 0
+    b = json.loads((tmp_path / 'b.json').read_text())['gmlr']['gmlr']
+    for k in ('gray_32', 'rgb_64'):
+        assert {'steps_per_s', 'gflops_step', 'gflops_plain', 'ratio'} <= set(b[k]) and b[k]['ratio'] > 0
+    assert b['ratio_target'] == 0.6 and isinstance(b['ratio_ok'], bool)
+    t = b['to_table2_target']
+    assert t['reached'] and t['steps'] <= 20 and t['seconds'] > 0
+
+def test_flops_are_torch_count():
+    from torch.utils.flop_counter import FlopCounterMode
+    from vidnb.gmlr import generator, plain_conv_transpose, _gen_flops
+    g = generator('gray')
+    with FlopCounterMode(display=False) as fc: plain_conv_transpose(g, 3)()
+    assert fc.get_total_flops() == 3 * _gen_flops(g, 3)
