@@ -15,9 +15,10 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time', 'video_from_uint8', 'video_to_uint8',
            'resize_video', 'to_gray', 'to_rgb', 'default_device', 'default_preset', 'amp_dtype', 'autocast', 'set_seed',
-           'rng_state', 'set_rng_state', 'cache_dir', 'atomic_path', 'decode_frames', 'resize_frames_u8', 'read_video',
-           'video_info', 'write_video', 'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation',
-           'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound']
+           'rng_state', 'set_rng_state', 'time_interleaved', 'cache_dir', 'atomic_path', 'decode_frames',
+           'resize_frames_u8', 'read_video', 'video_info', 'write_video', 'read_sound', 'write_sound', 'show_frames',
+           'show_videos', 'Animation', 'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram',
+           'show_sound']
 
 # %% ../nbs/00_core.ipynb #24535fb9
 def _fail(name, what, got): raise ValueError(f"{name} must be {what}, got {got}")
@@ -146,6 +147,27 @@ def set_rng_state(s):
     "Restore the states saved by `rng_state`."
     random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+
+# %% ../nbs/00_core.ipynb #bfc76c79
+def time_interleaved(fns, repeats=5, warmup=True, device=None):
+    "Seconds of `repeats` calls of each rival in `fns` (callables or `(setup, fn)` pairs), one call of each per round, order reversed every other round."
+    import time
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1: _fail('repeats', 'a positive int', repr(repeats))
+    pairs = [f if isinstance(f, tuple) else (None, f) for f in fns]
+    for i, (s, f) in enumerate(pairs):
+        if not callable(f) or (s is not None and not callable(s)): _fail(f'fns[{i}]', 'a callable or a (setup, fn) pair of callables', repr(fns[i]))
+    dev = torch.device(device) if device is not None else default_device()
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    def once(s, f):
+        if s is not None: s()
+        sync(); t0 = time.perf_counter(); f(); sync(); return time.perf_counter() - t0
+    if warmup:
+        for s, f in pairs: once(s, f)
+    ts = [[] for _ in pairs]
+    for r in range(repeats):
+        order = range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs)))
+        for i in order: ts[i].append(once(*pairs[i]))
+    return ts
 
 # %% ../nbs/00_core.ipynb #91ffac36
 def cache_dir(*parts, create=True):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import check_video, default_device, set_seed, fold_time, unfold_time, cache_dir, to_gray, resize_video
+from .core import check_video, default_device, set_seed, fold_time, unfold_time, cache_dir, to_gray, resize_video, time_interleaved
 from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, plot_history
 from .physics import LinearOperator, Identity, GaussianCS, MissingPixels, GaussianNoise, measure
 from .latent import low_rank_project, pca_project, embed_2d, plot_embedding, interpolate_codes
@@ -568,17 +568,10 @@ def bench_step(kind='gray', frames=32, reps=5, rounds=5, device=None):
     x = torch.rand(1, gen.channels, frames, 64, 64) * 2 - 1
     learn = GMLRLearner(GMLR(gen, frames), x, Identity(), reps, 'joint', log_every=0, device=device)
     plain = plain_conv_transpose(gen, frames, device)
-    def steps():
-        learn.fit(steps=reps)
-        if device.type == 'cuda': torch.cuda.synchronize()
     def plains():
         for _ in range(reps): plain()
-    learn.fit(steps=1); plain()                                                  # warm-up
-    t_step, t_plain = [], []
-    for _ in range(rounds):
-        for f, ts in ((steps, t_step), (plains, t_plain)):
-            t0 = time.perf_counter(); f(); ts.append((time.perf_counter() - t0) / reps)
-    step, t_plain = min(t_step), min(t_plain)                                  # the least disturbed round of each
+    t_step, t_plain = time_interleaved([lambda: learn.fit(steps=reps), plains], rounds, device=device)
+    step, t_plain = min(t_step) / reps, min(t_plain) / reps                    # the least disturbed round of each
     flops = 3 * _gen_flops(gen, frames)                   # forward + backward to inputs + backward to weights
     return dict(kind=kind, frames=frames, steps_per_s=1 / step, gflops_step=flops / step / 1e9,
                 gflops_plain=flops / t_plain / 1e9, ratio=t_plain / step)

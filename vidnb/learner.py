@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .core import default_device, amp_dtype, set_seed, rng_state, set_rng_state, atomic_path
+from .core import default_device, amp_dtype, set_seed, rng_state, set_rng_state, atomic_path, time_interleaved
 
 # %% auto #0
 __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'with_cbs', 'DataLoaders', 'as_dls',
@@ -733,17 +733,12 @@ def _time_pair(model, dls, steps, repeats, dev, lr=1e-3):
     "Seconds per step of `Learner.fit` (default callbacks, progress bar) and of `_bare_loop`, interleaved `repeats` times."
     init = copy.deepcopy(model.state_dict())
     learn = Learner(model, dls, lr=lr, cbs=[ProgressCB(leave=False, bar='text', file=io.StringIO())])   # a bar, drawn to a buffer
-    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
-    def t_learner():
-        model.load_state_dict(init); t0 = time.perf_counter(); learn.fit(steps=steps); sync(); return time.perf_counter() - t0
-    def t_bare():
-        model.load_state_dict(init); opt = torch.optim.Adam(model.parameters(), lr=lr)
-        t0 = time.perf_counter(); _bare_loop(model.train(), dls.train, opt, steps, dev); sync(); return time.perf_counter() - t0
-    t_learner(); t_bare()                                                 # warm up
-    tl, tb = [], []
-    for r in range(repeats):
-        for f, acc in ([(t_learner, tl), (t_bare, tb)] if r % 2 == 0 else [(t_bare, tb), (t_learner, tl)]): acc.append(f() / steps)
-    return tl, tb, [type(c).__name__ for c in learn.cbs]
+    opt = {}
+    def reset(): model.load_state_dict(init)
+    def reset_bare(): reset(); opt['adam'] = torch.optim.Adam(model.parameters(), lr=lr)
+    tl, tb = time_interleaved([(reset, lambda: learn.fit(steps=steps)),
+                               (reset_bare, lambda: _bare_loop(model.train(), dls.train, opt['adam'], steps, dev))], repeats, device=dev)
+    return [t / steps for t in tl], [t / steps for t in tb], [type(c).__name__ for c in learn.cbs]
 
 def bench(out: dict | None = None, steps: int = 100, repeats: int = 5) -> dict:
     "Learner overhead: time per step with default callbacks (progress bar on) vs a bare loop, same model/data, interleaved."
