@@ -56,6 +56,7 @@ _MIME = {'.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif
          '.mp4': 'video/mp4', '.wav': 'audio/wav', '.flac': 'audio/flac', '.ogg': 'audio/ogg'}
 
 def _cell(v):
+    if v is None: return '–'                                    # a number the source does not give
     if isinstance(v, float): return f'{v:.4g}'
     return html.escape(str(v))
 
