@@ -111,3 +111,23 @@ def test_langevin_leaves_weights_alone():
     m = build_model(cfg)
     I = langevin(m, torch.randn(2, 3, 8, 16, 16) * 40, steps=2)
     assert all(p.grad is None for p in m.parameters()) and not I.requires_grad and I.shape == (2, 3, 8, 16, 16)
+
+def test_layer_by_layer_joins_keep_f_and_resume_exactly(tmp_path):
+    "Experiment 1: a joining layer starts by summing the layer below (f does not collapse), and a run resumed at a join grows identically."
+    from vidnb.stgconvnet import preset, train, STConvNet, join_init, _SMOKE_LAYERS
+    from vidnb.learner import Callback
+    torch.manual_seed(0)
+    net = STConvNet(_SMOKE_LAYERS['st'], 3, (16, 64, 64), init_std=0.03)
+    I = torch.randn(1, 3, 16, 64, 64) * 40
+    net.depth = 1; f1 = net(I).item()
+    join_init(net.convs[1]); net.depth = 2
+    assert 0.7 < net(I).item() / f1 < 1.05
+    cfg = preset('st', 'smoke', iters=6, grow=(2, 4))
+    x = torch.rand(1, 3, 16, 64, 64) * 2 - 1
+    full = train(x, cfg, progress=False)
+    class Stop(Callback):
+        def after_batch(self, learn):
+            if learn.train_iter == 2: raise KeyboardInterrupt       # stop exactly at the first join
+    with pytest.raises(KeyboardInterrupt): train(x, cfg, out=tmp_path, every=1, progress=False, cbs=[Stop()])
+    resumed = train(x, cfg, out=tmp_path, resume=True, progress=False)
+    assert resumed.model.net.depth == 3 and torch.equal(resumed.model.chains, full.model.chains)

@@ -19,7 +19,7 @@ from .learner import Learner, Callback, MetricsCB, ProgressCB, CheckpointCB, Dat
 
 # %% auto #0
 __all__ = ['PAPER_LAYERS', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged',
-           'check_chains', 'langevin', 'STGConfig', 'build_model', 'preset', 'GrowLayers', 'ExperimentCB',
+           'check_chains', 'langevin', 'STGConfig', 'build_model', 'preset', 'join_init', 'GrowLayers', 'ExperimentCB',
            'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel', 'spectral_distance',
            'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture', 'pixel_noise',
            'texture_fid', 'texture_synthesis', 'load_model_checkpoint', 'sample', 'write_signals', 'cli', 'reproduce',
@@ -197,20 +197,32 @@ def preset(arch='fc', name='smoke', **kw) -> STGConfig:
                       iters=2000 if paper else 1000, lr=1e-3 if paper else 1e-2, lr_mult=(1.,))
     else:
         shape = ((40 if arch == 'st' else 50, 224, 224) if paper else (16, 64, 64))
-        iters = 1000 if paper else (300 if arch == 'fc' else 90)
-        c = STGConfig(arch, layers, shape, iters=iters, lr=1e-3 if paper or arch == 'st' else 1e-2,
-                      lr_mult=(1., .5, .25) if arch == 'fc' else (1., 1., 1.),
-                      grow=(iters // 3, 2 * iters // 3) if arch == 'st' else ())
+        iters = 1000 if paper or arch == 'st' else 300
+        grow = ((iters // 3, 2 * iters // 3) if paper else (30, 60)) if arch == 'st' else ()
+        c = STGConfig(arch, layers, shape, iters=iters, lr=1e-3 if paper else 1e-2, grow=grow,
+                      lr_mult=(1., .5, .25) if arch == 'fc' or not paper else (1., 1., 1.),
+                      init_std=0.03 if arch == 'st' and not paper else 1e-3)
     return replace(c, **kw)
 
 # %% ../nbs/13_stgconvnet.ipynb #07fa4e7c
+def join_init(conv, jitter=0.1):
+    "Start a joining layer at c * (1 + jitter * N(0,1)), c = prod(stride) / (filters * kernel volume), bias 0: on non-negative inputs it sums them, so f is unchanged up to the borders."
+    c = math.prod(conv.stride) / (conv.out_channels * math.prod(conv.kernel_size))
+    with torch.no_grad():
+        conv.weight.copy_(c * (1 + jitter * torch.randn_like(conv.weight))); conv.bias.zero_()
+    return conv
+
 class GrowLayers(Callback):
-    "Layer-by-layer learning (experiment 1): use layer 1 only, add layer l+1 at iteration `at[l-1]`."
+    "Layer-by-layer learning (experiment 1): use layer 1 only, add layer l+1 at iteration `at[l-1]`, started by `join_init`."
     order = -5
-    def __init__(self, at): self.at = tuple(at)
+    def __init__(self, at, jitter=0.1): self.at, self.jitter = tuple(at), jitter
     def depth(self, it): return 1 + sum(it >= a for a in self.at)
     def before_batch(self, learn):
-        if learn.training: learn.model.net.depth = self.depth(learn.train_iter)
+        if not learn.training: return
+        net, it = learn.model.net, learn.train_iter
+        for l, a in enumerate(self.at):
+            if it == a: join_init(net.convs[l + 1], self.jitter)     # by the iteration count alone: a resumed run joins identically
+        net.depth = self.depth(it)
     def after_fit(self, learn): learn.model.net.depth = self.depth(learn.train_iter)
 
 class ExperimentCB(Callback):
