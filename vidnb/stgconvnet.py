@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, check_sound, set_seed, atomic_path, write_video, write_sound
+from .core import check_video, check_sound, set_seed, atomic_path, write_video, write_sound, time_interleaved
 from .learner import Learner, Callback, MetricsCB, ProgressCB, CheckpointCB, DataLoaders, load_checkpoint
 
 # %% auto #0
@@ -546,15 +546,6 @@ def reproduce(preset_name: str = 'smoke', out=Path('reproduce') / 'stgconvnet') 
                              fvd={r['video']: list(r.values())[1] for r in fvd_rows}, sound={r['sound']: r for r in snd_rows}))
 
 # %% ../nbs/13_stgconvnet.ipynb #2158adfa
-def _timeit(fns, repeats):
-    "Median seconds of each function of `fns`, timed interleaved (one call of each per round) so load on a shared machine hits all alike."
-    for f in fns: f()                                   # warm up
-    ts = [[] for _ in fns]
-    for _ in range(repeats):
-        for f, t in zip(fns, ts):
-            t0 = time.perf_counter(); f(); t.append(time.perf_counter() - t0)
-    return [float(np.median(t)) for t in ts]
-
 def _bench_shape(cfg, repeats, device):
     set_seed(0)
     model = build_model(cfg).to(device)
@@ -563,7 +554,7 @@ def _bench_shape(cfg, repeats, device):
     def fb(x):
         model.zero_grad(); model.f(x).sum().backward()
     # one Langevin step; forward + backward with weight and input gradients; weight gradients only (a classifier's step)
-    t_lang, t_fb, t_fbw = _timeit([lambda: langevin(model, I, steps=1), lambda: fb(Ig), lambda: fb(I)], repeats)
+    t_lang, t_fb, t_fbw = (float(np.median(t)) for t in time_interleaved([lambda: langevin(model, I, steps=1), lambda: fb(Ig), lambda: fb(I)], repeats, device=device))
     return dict(shape=list(cfg.shape), chains=cfg.chains, langevin_steps_per_s=1 / t_lang, langevin_step_s=t_lang,
                 forward_backward_s=t_fb, forward_backward_weights_only_s=t_fbw,
                 langevin_over_forward_backward=t_lang / t_fb, langevin_over_forward_backward_weights_only=t_lang / t_fbw)
