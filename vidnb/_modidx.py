@@ -938,4 +938,5 @@ d = { 'settings': { 'branch': 'main',
                                  'vidnb.styleganv.stream_memory': ('styleganv.html#stream_memory', 'vidnb/styleganv.py'),
                                  'vidnb.styleganv.train_gan': ('styleganv.html#train_gan', 'vidnb/styleganv.py'),
                                  'vidnb.styleganv.train_smoke': ('styleganv.html#train_smoke', 'vidnb/styleganv.py'),
+                                 'vidnb.styleganv.video_stats': ('styleganv.html#video_stats', 'vidnb/styleganv.py'),
                                  'vidnb.styleganv.write_generated': ('styleganv.html#write_generated', 'vidnb/styleganv.py')}}}

@@ -24,8 +24,8 @@ __all__ = ['PRESETS', 'SPANS', 'SMOKE', 'SGVConfig', 'lrelu', 'EqLinear', 'EqCon
            'cycle_length', 'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator',
            'n_params', 'DBlock', 'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames', 'VideoAugment',
            'd_loss', 'g_loss', 'r1_penalty', 'TrainConfig', 'StyleGANV', 'GANLearner', 'train_gan',
-           'moving_mnist_videos', 'generate', 'evaluate', 'EvalCB', 'train_smoke', 'periodicity', 'stream_memory',
-           'project', 'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
+           'moving_mnist_videos', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'train_smoke', 'periodicity',
+           'stream_memory', 'project', 'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class SGVConfig:
     ch_max: int = 64
     d_concat_res: int = 8          # D concatenates the k frame features at this resolution
     k: int = 3                     # frames per video seen by D
+    tanh_out: bool = False         # squash frames with tanh (not in StyleGAN2/-V; the smoke preset needs it: see Generator)
 
     def __post_init__(self):
         for f in fields(self):
@@ -61,13 +62,14 @@ class SGVConfig:
         if self.max_period_len <= self.min_period_len: raise ValueError(f"max_period_len must be > min_period_len={self.min_period_len}, got {self.max_period_len}")
         if self.d_concat_res & (self.d_concat_res - 1) or not 4 <= self.d_concat_res <= self.size:
             raise ValueError(f"d_concat_res must be a power of 2 in [4, size={self.size}], got {self.d_concat_res}")
+        if not isinstance(self.tanh_out, bool): raise ValueError(f"tanh_out must be a bool, got {self.tanh_out!r}")
         if self.k < 2: raise ValueError(f"k must be >= 2 (D is conditioned on time differences), got {self.k}")
     def ch(self, res: int) -> int: return min(self.ch_base // res, self.ch_max)
     @property
     def emb_dim(self) -> int: return 2 * self.num_freqs
 
 PRESETS = {
-    'smoke': SGVConfig(ch_base=512, ch_max=32),
+    'smoke': SGVConfig(ch_base=512, ch_max=32, tanh_out=True),
     'paper': SGVConfig(size=256, channels=3, z_dim=512, w_dim=512, motion_z_dim=512, num_freqs=256, ch_base=16384, ch_max=512,
                        d_concat_res=16),
 }
@@ -208,7 +210,7 @@ class MappingNetwork(nn.Module):
     def forward(self, z): return self.net(z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8))
 
 class Synthesis(nn.Module):
-    "StyleGAN2 synthesis network (skip ToRGB) whose 4x4 input is a learned constant joined with the motion embedding v_t."
+    "StyleGAN2 synthesis network (skip ToRGB) whose 4x4 input is a learned constant joined with the motion embedding v_t; tanh at the end if `cfg.tanh_out`."
     def __init__(self, cfg: SGVConfig):
         super().__init__()
         self.cfg, c4 = cfg, cfg.ch(4)
@@ -230,7 +232,7 @@ class Synthesis(nn.Module):
         for i, rgb in enumerate(self.torgbs[1:]):
             x = self.convs[1 + 2 * i](x, next(wi)); x = self.convs[2 + 2 * i](x, next(wi))
             img = F.interpolate(img, scale_factor=2, mode='bilinear', align_corners=False) + rgb(x, next(wi))
-        return img
+        return img.tanh() if self.cfg.tanh_out else img
 
 class Generator(nn.Module):
     "StyleGAN-V G: content code w = F_c(z) per video, motion embedding v_t per frame, StyleGAN2 synthesis of each frame."
@@ -503,9 +505,16 @@ def generate(G: Generator, n_frames: int, n_videos: int = 1, time_step: float = 
     return None if on_chunk is not None else torch.cat(out, 2)
 
 # %% ../nbs/12_styleganv.ipynb #07fd2450
+def video_stats(videos: Tensor) -> dict:
+    "Ink (fraction of pixels > 0, i.e. bright in [-1, 1]) and motion (mean |frame t+1 - frame t|) of videos (B,C,T,H,W), T >= 2."
+    check_video(videos, 'videos', check_range=False)
+    if videos.shape[2] < 2: raise ValueError(f"videos must have >= 2 frames to measure motion, got {videos.shape[2]}")
+    v = videos.float()
+    return dict(ink=(v > 0).float().mean().item(), motion=(v[:, :, 1:] - v[:, :, :-1]).abs().mean().item())
+
 def evaluate(G: Generator, real: Tensor, n_fake: int = 32, fvd128: bool = False, fid_frames: int = 0, seed: int = 0,
              device=None, real_stats=None) -> dict:
-    "FVD_16 (and FVD_128, frame FID on `fid_frames` frames) of `n_fake` videos of G against `real` videos (N,C,T,H,W)."
+    "FVD_16 (and FVD_128, frame FID on `fid_frames` frames) of `n_fake` videos of G against `real` videos (N,C,T,H,W), and `video_stats` of the generated 16-frame clips."
     import warnings
     from vidnb.metrics import FVDProtocol, i3d_stats, inception_stats, frechet_from_stats, feature_net, SmallSampleWarning
     device = torch.device(device or default_device())
@@ -516,6 +525,7 @@ def evaluate(G: Generator, real: Tensor, n_fake: int = 32, fvd128: bool = False,
         i3d = feature_net('i3d', device)
         lens = [16] + ([128] if fvd128 else [])
         fake = generate(G, max(lens), n_videos=n_fake, seed=seed + 1, device=device)
+        out.update(video_stats(fake[:, :, :16]))
         for n in lens:
             if real.shape[2] < n: raise ValueError(f"real must have >= {n} frames for FVD_{n}, got {real.shape[2]}")
             proto = FVDProtocol(n_frames=n)
@@ -546,16 +556,17 @@ class EvalCB(Callback):
     def load_state_dict(self, sd): self.rows = list(sd['rows'])
 
 # %% ../nbs/12_styleganv.ipynb #dde56ed2
-SMOKE = dict(n_videos=1024, frames=33, steps=900, bs=16, lr=0.0025, eval_every=300, n_fake=32, n_real=32, ada_target=0.6)
+SMOKE = dict(n_videos=1024, frames=33, steps=1200, bs=16, lr=0.0025, eval_every=300, n_fake=32, n_real=32, ada_target=None)
 
-def train_smoke(steps: int | None = None, out=None, progress: bool = True, eval_every: int | None = None, motion: str = 'conv', seed: int = 0):
-    "The smoke Moving-MNIST run: returns (learner, eval rows)."
+def train_smoke(steps: int | None = None, out=None, progress: bool = True, eval_every: int | None = None, motion: str = 'conv', seed: int = 0,
+                tanh_out: bool = True):
+    "The smoke Moving-MNIST run: returns (learner, eval rows); `tanh_out=False` is the ablation of the smoke section."
     p = SMOKE
     vids = moving_mnist_videos(p['n_videos'], p['frames'], seed=seed)
     real = moving_mnist_videos(p['n_real'], p['frames'], seed=seed + 1000)
     steps = steps or p['steps']
     ev = EvalCB(real, every=eval_every or p['eval_every'], n_fake=p['n_fake'])
-    learn = train_gan(vids, replace(PRESETS['smoke'], motion=motion), TrainConfig(steps=steps, bs=p['bs'], lr=p['lr'], ada_target=p['ada_target']), out=out, progress=progress,
+    learn = train_gan(vids, replace(PRESETS['smoke'], motion=motion, tanh_out=tanh_out), TrainConfig(steps=steps, bs=p['bs'], lr=p['lr'], ada_target=p['ada_target']), out=out, progress=progress,
                       cbs=[ev], seed=seed)
     return learn, ev.rows
 
@@ -728,22 +739,28 @@ def reproduce(preset: str = 'smoke', out=None, steps: int | None = None) -> dict
     learn, rows = train_smoke(steps=steps, progress=False)
     secs = time.perf_counter() - t0
     G = learn.G_ema.cpu()
-    fig, ax = plt.subplots(figsize=(4, 2.6)); ax.plot([r['step'] for r in rows], [r['FVD_16'] for r in rows], 'o-')
-    ax.set_xlabel('step'); ax.set_ylabel('FVD_16'); figs = [dict(caption='FVD_16 during smoke training', path=_save(fig, out / 'fvd_curve.png'))]
+    rs = video_stats(moving_mnist_videos(SMOKE['n_real'], SMOKE['frames'], seed=1000)[:, :, :16])
+    fig, axs = plt.subplots(1, 3, figsize=(11, 2.6))
+    for ax, k in zip(axs, ['FVD_16', 'ink', 'motion']):
+        ax.plot([r['step'] for r in rows], [r[k] for r in rows], 'o-')
+        if k in rs: ax.axhline(rs[k], color='k', ls='--')
+        ax.set_xlabel('step'); ax.set_title(k)
+    figs = [dict(caption='FVD_16, ink and motion of generated clips during smoke training (dashed: real clips)', path=_save(fig, out / 'fvd_curve.png'))]
     write_video(generate(G, 32, n_videos=4, seed=0), out / 'samples.mp4', fps=8)
     figs.append(dict(caption='4 generated Moving-MNIST videos (32 frames)', path=str(out / 'samples.mp4')))
     long = generate(G, 1000, seed=5, chunk=100)
     pc, lag = periodicity(long)
     mem = [stream_memory(G, n) for n in (100, 1000)] + [stream_memory(G, 1000, stream=False)]
     text = (f"Smoke run: {learn.train_iter} steps, batch {SMOKE['bs']}, {secs / 60:.1f} min on {default_device()}; FVD_16 "
-            f"{rows[0]['FVD_16']:.0f} -> {rows[-1]['FVD_16']:.0f} ({SMOKE['n_fake']} generated vs {SMOKE['n_real']} real clips). "
+            f"{rows[0]['FVD_16']:.0f} -> {rows[-1]['FVD_16']:.0f} ({SMOKE['n_fake']} generated vs {SMOKE['n_real']} real clips); ink "
+            f"{rows[-1]['ink']:.3f} and motion {rows[-1]['motion']:.3f} of the generated clips (real: {rs['ink']:.3f}, {rs['motion']:.3f}). "
             f"1000-frame video: max frame correlation at lags >= 64 = {pc:.3f} (lag {lag}).")
     return dict(title='StyleGAN-V (Skorokhodov et al.)', text=text,
                 tables=[dict(caption='FVD_16 / frame FID during training (EMA generator)', rows=rows),
                         dict(caption='Memory of streaming generation', rows=mem),
                         dict(caption='Cycle length of the base waves (fig. 9)', rows=cyc),
                         dict(caption='Network sizes', rows=sizes)],
-                figures=figs, results=dict(eval=rows, periodicity=dict(max_corr=pc, lag=lag), memory=mem, cycle=cyc, sizes=sizes,
+                figures=figs, results=dict(eval=rows, real_stats=rs, periodicity=dict(max_corr=pc, lag=lag), memory=mem, cycle=cyc, sizes=sizes,
                                            minutes=secs / 60, preset=preset))
 
 def bench(out: dict | None = None, steps: int = 5, frames: int = 64) -> dict:
