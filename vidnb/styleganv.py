@@ -20,12 +20,13 @@ from .learner import (Learner, Callback, DataLoaders, DeviceCB, MetricsCB, Progr
                            MixedPrecisionCB, NaNStopCB, load_checkpoint, check_model_state)
 
 # %% auto #0
-__all__ = ['PRESETS', 'SPANS', 'SMOKE', 'SGVConfig', 'lrelu', 'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding',
-           'cycle_length', 'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator',
-           'n_params', 'DBlock', 'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames', 'VideoAugment',
-           'd_loss', 'g_loss', 'r1_penalty', 'TrainConfig', 'StyleGANV', 'GANLearner', 'train_gan',
-           'moving_mnist_videos', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'train_smoke', 'periodicity',
-           'stream_memory', 'project', 'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
+__all__ = ['PRESETS', 'SPANS', 'PAPER_TABLES', 'SMOKE', 'SGVConfig', 'lrelu', 'EqLinear', 'EqConv', 'ModConv', 'base_periods',
+           'AcyclicEmbedding', 'cycle_length', 'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis',
+           'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames',
+           'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty', 'TrainConfig', 'StyleGANV', 'GANLearner', 'train_gan',
+           'moving_mnist_videos', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references',
+           'train_smoke', 'periodicity', 'stream_memory', 'project', 'load_generator', 'write_generated', 'cli',
+           'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 @dataclass(frozen=True)
@@ -555,6 +556,44 @@ class EvalCB(Callback):
     def state_dict(self): return dict(rows=self.rows)
     def load_state_dict(self, sd): self.rows = list(sd['rows'])
 
+# %% ../nbs/12_styleganv.ipynb #5a8e210e
+PAPER_TABLES = {   # the appendix's numbers (its datasets at 256^2, 2048 generated videos); for the report, not comparable with ours
+    'table6': dict(caption="The paper's table 6: FaceForensics 256^2 (FVD_16, FID, training cost in GPU-days)",
+                   rows=[dict(method=m, FVD_16=a, FID=b, gpu_days=c) for m, a, b, c in [
+                       ('MoCoGAN', 124.7, 23.97, 5), ('MoCoGAN+SG2', 55.62, 10.82, 8), ('VideoGPT', 185.9, 22.7, 32),
+                       ('MoCoGAN-HD', 111.8, 7.12, 16.5), ('DIGAN', 62.5, 19.1, 16), ('StyleGAN-V', 47.41, 9.445, 8), ('StyleGAN2', None, 8.42, 7.72)]]),
+    'table4': dict(caption="The paper's table 4: FVD_16 of one StyleGAN-V checkpoint by protocol (FaceForensics, SkyTimelapse)",
+                   rows=[dict(protocol=k, FaceForensics=a, SkyTimelapse=b) for k, a, b in [
+                       ('proper computation', 76.82, 61.95), ('resized to 128^2', 38.92, 59.86), ('jpg q=75 instead of 95', 80.17, 71.40),
+                       ('all clips per video', 84.59, 72.03), ('only first frames', 91.64, 59.74), ('subsampling s=8', 82.88, 90.21),
+                       ('still real images', 342.5, 166.8)]]),
+    'lstm': dict(caption="Appendix C: FVD_128 of StyleGAN-V and its LSTM-motion variant (two anchor distances); the LSTM's motion collapses",
+                 rows=[dict(model='StyleGAN-V (conv1d motion)', FVD_128=197.0), dict(model='LSTM motion codes, anchor distance a', FVD_128=196.1),
+                       dict(model='LSTM motion codes, anchor distance b', FVD_128=165.8)]),
+}
+
+def paper_tables() -> list:
+    "The paper's tables as report tables (captions say whose numbers they are)."
+    return [dict(caption=t['caption'], rows=[dict(r) for r in t['rows']]) for t in PAPER_TABLES.values()]
+
+@torch.no_grad()
+def fvd_references(real: Tensor, other: Tensor, device=None, real_stats=None) -> dict:
+    "FVD_16 against `real` (as `evaluate` scores G) of `other` real videos (the floor) and of the same `other` frozen at their first frame (table 4's still images)."
+    import warnings
+    from vidnb.metrics import FVDProtocol, i3d_stats, frechet_from_stats, feature_net, SmallSampleWarning
+    check_video(other, 'other', frames=None, check_range=False)
+    if other.shape[2] < 16: raise ValueError(f"other must have >= 16 frames, got {other.shape[2]}")
+    device = torch.device(device or default_device())
+    cache = real_stats if real_stats is not None else {}
+    proto = FVDProtocol(n_frames=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', SmallSampleWarning)
+        i3d = feature_net('i3d', device)
+        if 'fvd16' not in cache: cache['fvd16'] = i3d_stats(real, proto, 'real', net=i3d, device=device, progress=False)
+        score = lambda v: frechet_from_stats(cache['fvd16'], i3d_stats(v, proto, 'fake', net=i3d, device=device, progress=False))
+        moving = other[:, :, :16]
+        return dict(other_real=score(moving), still_real=score(moving[:, :, :1].expand_as(moving).contiguous()), n_real=len(real), n_other=len(other))
+
 # %% ../nbs/12_styleganv.ipynb #dde56ed2
 SMOKE = dict(n_videos=1024, frames=33, steps=1200, bs=16, lr=0.0025, eval_every=300, n_fake=32, n_real=32, ada_target=None)
 
@@ -734,12 +773,14 @@ def reproduce(preset: str = 'smoke', out=None, steps: int | None = None) -> dict
            [('linear in log2 (code), smoke', PRESETS['smoke']), ('linear in period (eq. 6), smoke', replace(PRESETS['smoke'], spacing='paper'))]]
     if preset == 'paper':
         return dict(title='StyleGAN-V (Skorokhodov et al.)', text='Paper preset: networks built and counted; training needs a GPU and a real dataset.',
-                    tables=[dict(caption='Network sizes', rows=sizes)], figures=[], results=dict(sizes=sizes, preset=preset))
+                    tables=[dict(caption='Network sizes', rows=sizes)] + paper_tables(), figures=[], results=dict(sizes=sizes, preset=preset))
     t0 = time.perf_counter()
     learn, rows = train_smoke(steps=steps, progress=False)
     secs = time.perf_counter() - t0
     G = learn.G_ema.cpu()
-    rs = video_stats(moving_mnist_videos(SMOKE['n_real'], SMOKE['frames'], seed=1000)[:, :, :16])
+    real = moving_mnist_videos(SMOKE['n_real'], SMOKE['frames'], seed=1000)      # the held-out videos EvalCB scores against
+    rs = video_stats(real[:, :, :16])
+    refs = fvd_references(real, moving_mnist_videos(SMOKE['n_fake'], SMOKE['frames'], seed=2000))
     fig, axs = plt.subplots(1, 3, figsize=(11, 2.6))
     for ax, k in zip(axs, ['FVD_16', 'ink', 'motion']):
         ax.plot([r['step'] for r in rows], [r[k] for r in rows], 'o-')
@@ -754,13 +795,19 @@ def reproduce(preset: str = 'smoke', out=None, steps: int | None = None) -> dict
     text = (f"Smoke run: {learn.train_iter} steps, batch {SMOKE['bs']}, {secs / 60:.1f} min on {default_device()}; FVD_16 "
             f"{rows[0]['FVD_16']:.0f} -> {rows[-1]['FVD_16']:.0f} ({SMOKE['n_fake']} generated vs {SMOKE['n_real']} real clips); ink "
             f"{rows[-1]['ink']:.3f} and motion {rows[-1]['motion']:.3f} of the generated clips (real: {rs['ink']:.3f}, {rs['motion']:.3f}). "
-            f"1000-frame video: max frame correlation at lags >= 64 = {pc:.3f} (lag {lag}).")
+            f"Reference points by the same protocol: other real videos {refs['other_real']:.0f}, the same videos frozen at their first frame "
+            f"{refs['still_real']:.0f} (the paper's table 4 'still real images' row). "
+            f"1000-frame video: max frame correlation at lags >= 64 = {pc:.3f} (lag {lag}). The paper's tables below are on its 256^2 datasets.")
     return dict(title='StyleGAN-V (Skorokhodov et al.)', text=text,
-                tables=[dict(caption='FVD_16 / frame FID during training (EMA generator)', rows=rows),
+                tables=[dict(caption='FVD_16, ink and motion during training (EMA generator)', rows=rows),
+                        dict(caption='FVD_16 reference points on the same held-out videos', rows=[
+                            dict(videos='StyleGAN-V smoke generator (last evaluation)', FVD_16=rows[-1]['FVD_16']),
+                            dict(videos='other real Moving-MNIST videos (floor)', FVD_16=refs['other_real']),
+                            dict(videos='the same videos frozen at their first frame', FVD_16=refs['still_real'])]),
                         dict(caption='Memory of streaming generation', rows=mem),
                         dict(caption='Cycle length of the base waves (fig. 9)', rows=cyc),
-                        dict(caption='Network sizes', rows=sizes)],
-                figures=figs, results=dict(eval=rows, real_stats=rs, periodicity=dict(max_corr=pc, lag=lag), memory=mem, cycle=cyc, sizes=sizes,
+                        dict(caption='Network sizes', rows=sizes)] + paper_tables(),
+                figures=figs, results=dict(eval=rows, real_stats=rs, references=refs, periodicity=dict(max_corr=pc, lag=lag), memory=mem, cycle=cyc, sizes=sizes,
                                            minutes=secs / 60, preset=preset))
 
 def bench(out: dict | None = None, steps: int = 5, frames: int = 64) -> dict:
