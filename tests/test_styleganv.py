@@ -75,3 +75,18 @@ def test_import_is_light():
     import subprocess, sys
     code = "import sys, vidnb.styleganv; print(any(m in sys.modules for m in ('matplotlib', 'scipy')))"
     assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.strip() == 'False'
+
+
+def test_motion_over_time():
+    G = sgv.Generator(sgv.SGVConfig())
+    v = sgv.generate(G, 36, n_videos=2, seed=1)
+    rows = sgv.motion_over_time(G, 36, window=16, n_videos=2, seed=1)
+    assert [(r['start'], r['end']) for r in rows] == [(0, 16), (16, 32), (32, 36)]
+    d = (v[:, :, 1:] - v[:, :, :-1]).abs()
+    assert d.mean() > 0
+    assert math.isclose(rows[1]['motion'], d[:, :, 15:31].mean().item(), rel_tol=1e-4)        # the step 15 -> 16 is the second window's
+    steps = [15, 16, 4]                                                                        # the windows share out all 35 steps
+    assert math.isclose(sum(r['motion'] * n for r, n in zip(rows, steps)) / 35, d.mean().item(), rel_tol=1e-4)
+    assert math.isclose(rows[2]['ink'], (v[:, :, 32:] > 0).float().mean().item(), rel_tol=1e-4)
+    with pytest.raises(ValueError, match='window must be an int >= 2'): sgv.motion_over_time(G, 36, window=1)
+    with pytest.raises(ValueError, match='n_frames must be an int >= 2'): sgv.motion_over_time(G, 1)

@@ -25,8 +25,8 @@ __all__ = ['PRESETS', 'SPANS', 'PAPER_TABLES', 'SMOKE', 'SGVConfig', 'lrelu', 'E
            'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames',
            'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty', 'TrainConfig', 'StyleGANV', 'GANLearner', 'train_gan',
            'moving_mnist_videos', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references',
-           'train_smoke', 'periodicity', 'stream_memory', 'project', 'load_generator', 'write_generated', 'cli',
-           'reproduce', 'bench']
+           'train_smoke', 'periodicity', 'stream_memory', 'project', 'motion_over_time', 'load_generator',
+           'write_generated', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 @dataclass(frozen=True)
@@ -671,6 +671,21 @@ def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, see
         opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
     G.requires_grad_(True)
     return ws.detach(), losses
+
+# %% ../nbs/12_styleganv.ipynb #c0a1e7d2
+@torch.no_grad()
+def motion_over_time(G: Generator, n_frames: int = 1024, window: int = 64, n_videos: int = 8, seed: int = 0, device=None) -> list:
+    "Ink and motion of `n_videos` generated videos per window of `window` frames, streamed: rows (start, end, ink, motion); a window's motion includes the step into it."
+    if isinstance(window, bool) or not isinstance(window, int) or window < 2: raise ValueError(f"window must be an int >= 2, got {window!r}")
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 2: raise ValueError(f"n_frames must be an int >= 2, got {n_frames!r}")
+    rows, prev = [], []
+    def add(fr):
+        x = torch.cat(prev[-1:] + [fr], 2)
+        s = rows[-1]['end'] if rows else 0
+        rows.append(dict(start=s, end=s + fr.shape[2], ink=(fr > 0).float().mean().item(), motion=(x[:, :, 1:] - x[:, :, :-1]).abs().mean().item()))
+        prev[:] = [fr[:, :, -1:]]
+    generate(G, n_frames, n_videos=n_videos, seed=seed, chunk=window, on_chunk=add, device=device)
+    return rows
 
 # %% ../nbs/12_styleganv.ipynb #1a4a6d8c
 def _load_data(data: str, cfg: SGVConfig, frames: int = 33, n: int | None = None) -> Tensor:
