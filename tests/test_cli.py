@@ -26,8 +26,9 @@ def test_bad_preset_is_rejected(tmp_path):
 
 def test_reproduce_core_writes_report_and_results(tmp_path):
     out = tmp_path / 'fresh' / 'run'
-    vidnb('reproduce', 'core', '--preset', 'smoke', '--out', out)
+    vidnb('reproduce', 'core', '--preset', 'smoke', '--out', 'fresh/run', cwd=tmp_path)     # relative, as `make reproduce` gives it
     html = (out / 'report.html').read_text()
+    assert 'missing figure' not in html and 'missing figure' not in (out / 'data.html').read_text()
     res = json.loads((out / 'results.json').read_text())
     assert res['settings']['preset'] == 'smoke'
     for name, ch in res['chapters'].items():

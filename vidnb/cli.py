@@ -148,16 +148,22 @@ def _settings(preset=None):
     d = info()
     return dict(preset=preset, time=time.strftime('%Y-%m-%d %H:%M:%S'), **{k: d[k] for k in ('vidnb', 'python', 'torch', 'device', 'threads')})
 
+def _report_path(path, out, name):
+    "A chapter's figure path as the report stores it: relative to `out` when inside it (else absolute); a relative path is the cwd's if it exists there, else the chapter folder's."
+    p = Path(path)
+    if not p.is_absolute(): p = p.resolve() if p.exists() else out / name / p
+    return str(p.relative_to(out)) if p.is_relative_to(out) else str(p)
+
 def reproduce(chapters=(), preset='smoke', out='reproduce', verbose=True):
     "Run the `reproduce` of every module of `chapters` (all when empty); write the report; return the sections."
     if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    out = Path(out); secs = {}
+    out = Path(out).resolve(); secs = {}                  # absolute: a chapter may return its figure paths relative to the cwd or to its folder
     for ch, mod in _modules(chapters):
         name = mod.split('.')[-1]
         if verbose: print(f'[{ch}] {mod} ...', flush=True)
         (out / name).mkdir(parents=True, exist_ok=True)
         secs[name] = _call(mod, 'reproduce', preset, out / name)
-        for f in secs[name].get('figures', []): f['path'] = str(Path(name) / Path(f['path']).relative_to(out / name)) if Path(f['path']).is_absolute() else str(Path(name) / f['path'])
+        for f in secs[name].get('figures', []): f['path'] = _report_path(f['path'], out, name)
         if verbose: print(f'[{ch}] {mod} {"FAILED" if "error" in secs[name] else "done"} in {secs[name]["seconds"]:.1f} s', flush=True)
     write_report(secs, out, _settings(preset))
     return secs
