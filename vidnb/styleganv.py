@@ -513,11 +513,19 @@ def video_stats(videos: Tensor) -> dict:
     v = videos.float()
     return dict(ink=(v > 0).float().mean().item(), motion=(v[:, :, 1:] - v[:, :, :-1]).abs().mean().item())
 
+def _fvd(fake: Tensor, real: Tensor, n: int, cache: dict, i3d, device) -> float:
+    "FVD_n of the first n frames of `fake` against `real` by the appendix protocol; the real statistics are kept in `cache` (key f'fvd{n}')."
+    from vidnb.metrics import FVDProtocol, i3d_stats, frechet_from_stats
+    if real.shape[2] < n: raise ValueError(f"real must have >= {n} frames for FVD_{n}, got {real.shape[2]}")
+    proto = FVDProtocol(n_frames=n)
+    if f'fvd{n}' not in cache: cache[f'fvd{n}'] = i3d_stats(real, proto, 'real', net=i3d, device=device, progress=False)
+    return frechet_from_stats(cache[f'fvd{n}'], i3d_stats(fake[:, :, :n], proto, 'fake', net=i3d, device=device, progress=False))
+
 def evaluate(G: Generator, real: Tensor, n_fake: int = 32, fvd128: bool = False, fid_frames: int = 0, seed: int = 0,
              device=None, real_stats=None) -> dict:
     "FVD_16 (and FVD_128, frame FID on `fid_frames` frames) of `n_fake` videos of G against `real` videos (N,C,T,H,W), and `video_stats` of the generated 16-frame clips."
     import warnings
-    from vidnb.metrics import FVDProtocol, i3d_stats, inception_stats, frechet_from_stats, feature_net, SmallSampleWarning
+    from vidnb.metrics import inception_stats, frechet_from_stats, feature_net, SmallSampleWarning
     device = torch.device(device or default_device())
     cache = real_stats if real_stats is not None else {}
     out = {}
@@ -527,12 +535,7 @@ def evaluate(G: Generator, real: Tensor, n_fake: int = 32, fvd128: bool = False,
         lens = [16] + ([128] if fvd128 else [])
         fake = generate(G, max(lens), n_videos=n_fake, seed=seed + 1, device=device)
         out.update(video_stats(fake[:, :, :16]))
-        for n in lens:
-            if real.shape[2] < n: raise ValueError(f"real must have >= {n} frames for FVD_{n}, got {real.shape[2]}")
-            proto = FVDProtocol(n_frames=n)
-            key = f'fvd{n}'
-            if key not in cache: cache[key] = i3d_stats(real, proto, 'real', net=i3d, device=device, progress=False)
-            out[f'FVD_{n}'] = frechet_from_stats(cache[key], i3d_stats(fake[:, :, :n], proto, 'fake', net=i3d, device=device, progress=False))
+        for n in lens: out[f'FVD_{n}'] = _fvd(fake, real, n, cache, i3d, device)
         if fid_frames:
             inc = feature_net('inception', device)
             if 'fid' not in cache:
@@ -580,17 +583,15 @@ def paper_tables() -> list:
 def fvd_references(real: Tensor, other: Tensor, device=None, real_stats=None) -> dict:
     "FVD_16 against `real` (as `evaluate` scores G) of `other` real videos (the floor) and of the same `other` frozen at their first frame (table 4's still images)."
     import warnings
-    from vidnb.metrics import FVDProtocol, i3d_stats, frechet_from_stats, feature_net, SmallSampleWarning
+    from vidnb.metrics import feature_net, SmallSampleWarning
     check_video(other, 'other', frames=None, check_range=False)
     if other.shape[2] < 16: raise ValueError(f"other must have >= 16 frames, got {other.shape[2]}")
     device = torch.device(device or default_device())
     cache = real_stats if real_stats is not None else {}
-    proto = FVDProtocol(n_frames=16)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', SmallSampleWarning)
         i3d = feature_net('i3d', device)
-        if 'fvd16' not in cache: cache['fvd16'] = i3d_stats(real, proto, 'real', net=i3d, device=device, progress=False)
-        score = lambda v: frechet_from_stats(cache['fvd16'], i3d_stats(v, proto, 'fake', net=i3d, device=device, progress=False))
+        score = lambda v: _fvd(v, real, 16, cache, i3d, device)                  # scored exactly as `evaluate` scores G
         moving = other[:, :, :16]
         return dict(other_real=score(moving), still_real=score(moving[:, :, :1].expand_as(moving).contiguous()), n_real=len(real), n_other=len(other))
 
@@ -682,7 +683,7 @@ def motion_over_time(G: Generator, n_frames: int = 1024, window: int = 64, n_vid
     def add(fr):
         x = torch.cat(prev[-1:] + [fr], 2)
         s = rows[-1]['end'] if rows else 0
-        rows.append(dict(start=s, end=s + fr.shape[2], ink=(fr > 0).float().mean().item(), motion=(x[:, :, 1:] - x[:, :, :-1]).abs().mean().item()))
+        rows.append(dict(start=s, end=s + fr.shape[2], ink=(fr > 0).float().mean().item(), motion=video_stats(x)['motion']))
         prev[:] = [fr[:, :, -1:]]
     generate(G, n_frames, n_videos=n_videos, seed=seed, chunk=window, on_chunk=add, device=device)
     return rows
