@@ -336,6 +336,7 @@ def show_frames(v, n=8, title=None, figsize_per=1.3, ax_row=None, labels=True):
         ax.imshow(f[..., 0] if f.shape[-1] == 1 else f, cmap='gray', vmin=0, vmax=255)
         ax.set_xticks([]); ax.set_yticks([])
         if labels: ax.set_title(f't={i}', fontsize=8)
+    for ax in ax_row[len(idx):]: ax.axis('off')                               # a shorter video leaves blank slots in a row
     if title: (fig or ax_row[0].figure).suptitle(title, fontsize=10)
     return fig or ax_row[0].figure
 
