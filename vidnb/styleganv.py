@@ -596,7 +596,7 @@ def fvd_references(real: Tensor, other: Tensor, device=None, real_stats=None) ->
         return dict(other_real=score(moving), still_real=score(moving[:, :, :1].expand_as(moving).contiguous()), n_real=len(real), n_other=len(other))
 
 # %% ../nbs/12_styleganv.ipynb #dde56ed2
-SMOKE = dict(n_videos=1024, frames=33, steps=1200, bs=16, lr=0.0025, eval_every=300, n_fake=32, n_real=32, ada_target=None)
+SMOKE = dict(n_videos=1024, frames=33, steps=2400, bs=16, lr=0.0025, eval_every=400, n_fake=32, n_real=32, ada_target=None)
 
 def train_smoke(steps: int | None = None, out=None, progress: bool = True, eval_every: int | None = None, motion: str = 'conv', seed: int = 0,
                 tanh_out: bool = True):
@@ -655,22 +655,31 @@ def stream_memory(G: Generator, n_frames: int, chunk: int = 50, stream: bool = T
                 seconds=o['seconds'], frames_per_s=n_frames / o['seconds'])
 
 # %% ../nbs/12_styleganv.ipynb #99ae8ac2
-def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, seed: int = 0) -> tuple:
-    "W+ code (1, num_ws, w_dim) fitting target frame (1,C,H,W) at t=0 by pixel MSE (LPIPS unavailable offline); returns (ws, losses)."
+def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, seed: int = 0, start: str = 'nearest', n_init: int = 256) -> tuple:
+    "W+ code (1, num_ws, w_dim) fitting target frame (1,C,H,W) at t=0 by pixel MSE (LPIPS unavailable offline), from the `n_init` samples' mean w or nearest w; returns (ws, losses)."
     if target.ndim != 4 or target.shape[0] != 1: raise ValueError(f"target must be one frame (1,C,H,W), got shape {tuple(target.shape)}")
+    if start not in ('mean', 'nearest'): raise ValueError(f"start must be 'mean' or 'nearest', got {start!r}")
     dev = next(G.parameters()).device
+    target = target.to(dev)
     g = torch.Generator().manual_seed(seed)
-    with torch.no_grad(): w0 = G.mapping(torch.randn(256, G.cfg.z_dim, generator=g).to(dev)).mean(0)
-    ws = w0[None, None].repeat(1, G.num_ws, 1).clone().requires_grad_(True)
     mz = G.motion.sample_noise(1, 0., generator=g).to(dev)
     t = torch.zeros(1, 1, device=dev)
+    with torch.no_grad():
+        w = G.mapping(torch.randn(n_init, G.cfg.z_dim, generator=g).to(dev))
+        if start == 'mean': w0 = w.mean(0)
+        else:                                                                   # the sample whose frame is nearest the target
+            err = torch.cat([(G(None, t.expand(len(c), -1), mz.expand(len(c), *mz.shape[1:]), ws=c[:, None].expand(-1, G.num_ws, -1))[:, :, 0] - target)
+                             .pow(2).flatten(1).mean(1) for c in w.split(64)])
+            w0 = w[err.argmin()]
+    ws = w0[None, None].repeat(1, G.num_ws, 1).clone().requires_grad_(True)
     opt = torch.optim.Adam([ws], lr=lr)
+    was = [p.requires_grad for p in G.parameters()]
     G.requires_grad_(False)
     losses = []
     for _ in range(steps):
-        loss = F.mse_loss(G(None, t, mz, ws=ws)[:, :, 0], target.to(dev))
+        loss = F.mse_loss(G(None, t, mz, ws=ws)[:, :, 0], target)
         opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
-    G.requires_grad_(True)
+    for p, r in zip(G.parameters(), was): p.requires_grad_(r)
     return ws.detach(), losses
 
 # %% ../nbs/12_styleganv.ipynb #c0a1e7d2
