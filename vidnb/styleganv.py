@@ -659,6 +659,7 @@ def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, see
     "W+ code (1, num_ws, w_dim) fitting target frame (1,C,H,W) at t=0 by pixel MSE (LPIPS unavailable offline), from the `n_init` samples' mean w or nearest w; returns (ws, losses)."
     if target.ndim != 4 or target.shape[0] != 1: raise ValueError(f"target must be one frame (1,C,H,W), got shape {tuple(target.shape)}")
     if start not in ('mean', 'nearest'): raise ValueError(f"start must be 'mean' or 'nearest', got {start!r}")
+    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1: raise ValueError(f"n_init must be a positive int, got {n_init!r}")
     dev = next(G.parameters()).device
     target = target.to(dev)
     g = torch.Generator().manual_seed(seed)
