@@ -679,9 +679,9 @@ def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, see
     losses = []
     for _ in range(steps):
         loss = F.mse_loss(G(None, t, mz, ws=ws)[:, :, 0], target)
-        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.detach())    # no device sync per step
     for p, r in zip(G.parameters(), was): p.requires_grad_(r)
-    return ws.detach(), losses
+    return ws.detach(), torch.stack(losses).tolist()
 
 # %% ../nbs/12_styleganv.ipynb #c0a1e7d2
 @torch.no_grad()
