@@ -3,10 +3,10 @@ import json, subprocess, sys, os
 from pathlib import Path
 import pytest
 
-def vidnb(*args, cwd=None, check=True):
+def vidnb(*args, cwd=None, check=True, env=None):
     exe = Path(sys.executable).parent / 'vidnb'  # the console script pip installed beside this python
     r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                       env={**os.environ, 'MPLBACKEND': 'Agg'})
+                       env={**os.environ, 'MPLBACKEND': 'Agg', **(env or {})})
     if check and r.returncode: raise AssertionError(f'vidnb {" ".join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}')
     return r
 
@@ -20,17 +20,54 @@ def test_unknown_chapter_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and 'unknown chapter nope' in r.stderr
     assert not (tmp_path / 'r' / 'report.html').exists()
 
-def test_bad_preset_is_rejected(tmp_path):
-    r = vidnb('reproduce', 'core', '--preset', 'huge', '--out', tmp_path, check=False)
-    assert r.returncode == 2 and "invalid choice: 'huge'" in r.stderr
+def test_bad_preset_is_rejected_before_anything_runs(tmp_path):
+    r = vidnb('reproduce', 'core', '--preset', 'huge', '--out', tmp_path / 'r', check=False)
+    assert r.returncode == 2 and "preset must be one of 'smoke', 'paper', got 'huge'" in r.stderr, r.stderr
+    assert not (tmp_path / 'r').exists()
 
-def test_reproduce_core_writes_report_and_results(tmp_path):
+BEFORE = Path(__file__).parent / 'data' / 'reproduce_core_gmlr_smoke_before.json'
+def _timing(k): return 'second' in k or k == 'time' or k.endswith(('_s', '_time'))   # wall-clock: differs per run
+
+def _same(a, b, where, tol=1e-3):
+    "Assert two JSON values are the same up to float noise (relative `tol`); NaN was written as null before."
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert set(a) == set(b), f'{where}: keys {sorted(set(a) ^ set(b))} differ'
+        if any(isinstance(v, str) and _timing(v) for v in b.values()): return          # a row like {quantity: seconds}
+        for k in a:
+            if not _timing(k): _same(a[k], b[k], f'{where}/{k}', tol)
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f'{where}: {len(a)} items, expected {len(b)}'
+        for i, (x, y) in enumerate(zip(a, b)): _same(x, y, f'{where}/{i}', tol)
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        assert abs(a - b) <= tol * max(1, abs(b)), f'{where}: {a} != {b}'
+    else: assert a == b, f'{where}: {a!r} != {b!r}'
+
+def test_same_check_fails_on_a_changed_number():
+    before = json.loads(BEFORE.read_text())['chapters']['gmlr']
+    changed = json.loads(json.dumps(before))
+    row = changed['tables'][0]['rows'][0]
+    row[next(k for k, v in row.items() if isinstance(v, float))] *= 1.01        # one number, 1 % off
+    with pytest.raises(AssertionError): _same(changed, before, 'gmlr')
+    _same(before, before, 'gmlr')
+
+def test_reproduce_core_gmlr_gives_the_report_of_before_the_contract(tmp_path):
+    """`vidnb reproduce core gmlr --preset smoke`: every chapter ok, results.json valid, the same tables and numbers as
+    before the chapter contract. Both runs use one thread: the thread count changes the order of float sums, and GMLR's
+    25-step fits carry that into the second decimal (0.08 dB on a table-2 cell at 2 threads against 1)."""
+    from vidnb.report import validate_results
     out = tmp_path / 'fresh' / 'run'
-    vidnb('reproduce', 'core', '--preset', 'smoke', '--out', 'fresh/run', cwd=tmp_path)     # relative, as `make reproduce` gives it
+    one = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    vidnb('reproduce', 'core', 'gmlr', '--preset', 'smoke', '--out', 'fresh/run', cwd=tmp_path, env=one)  # relative
     html = (out / 'report.html').read_text()
     assert 'missing figure' not in html and 'missing figure' not in (out / 'data.html').read_text()
-    res = json.loads((out / 'results.json').read_text())
+    res = validate_results(json.loads((out / 'results.json').read_text()))
     assert res['settings']['preset'] == 'smoke'
     for name, ch in res['chapters'].items():
         assert ch['error'] is None, f'{name} failed:\n{ch["error"]}'
     assert html.count('<section') == len(res['chapters']) and 'data:image/png;base64,' in html
+    before = json.loads(BEFORE.read_text())['chapters']
+    assert list(res['chapters']) == list(before)
+    for name, ch in before.items():
+        new = res['chapters'][name]
+        _same([dict(caption=t['caption'], rows=t['rows']) for t in new['tables']], ch['tables'], f'{name}/tables')
+        _same(new['results'], ch['results'], f'{name}/results')

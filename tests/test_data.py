@@ -309,3 +309,26 @@ def test_sound_window_and_errors():
     s = D.sound('splash', sr=8000)
     assert s.shape[:2] == (1, 1) and abs(s.shape[-1] / 8000 - 0.415) < 2e-3
     with pytest.raises(ValueError, match='offset must be <'): D.sound('splash', offset=5)
+
+# ---------------------------------------------------------------- the chapter contract
+def test_chapter_contract_and_presets():
+    from vidnb.report import check_chapter
+    check_chapter(D)
+    assert D.PRESETS['smoke'].moving == 10 and D.PRESETS['paper'].moving == 10_000 and D.PRESETS['paper'].mnist64
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper', got 'huge'"): D.reproduce('huge')
+
+def test_report_parts_at_a_tiny_preset(tmp_path):
+    from vidnb.report import Report, pick_preset, results_json
+    p = pick_preset(D.PRESETS, 'smoke', rotating=2, moving=2, digit_frames=10, clips=('carphone',), patches=4)
+    seqs, secs = D._make_sequences(p)
+    assert list(seqs) == ['Rotating MNIST', 'Moving MNIST (generated from MNIST)', 'Color Wheel',
+                          'MNIST digits 0-4 (DVAE)', 'carphone (real clip)', 'natural patches']
+    r = Report('data', tmp_path / 'data', 'smoke')
+    D._add_sequences(r, seqs, secs)
+    D._add_sources(r)
+    D._add_pictures(r, seqs, p)
+    assert [t.caption for t in r.tables] == ['Sequences (smoke preset)', 'Offline sources']
+    assert [m.path.name for m in r.media] == ['synthetic.png', 'clips.png', 'moving_mnist.mp4']
+    assert r.results['sequences']['Moving MNIST (generated from MNIST)']['shape'] == '(2, 1, 20, 64, 64)'
+    j = results_json({'data': r}, {}, tmp_path)['chapters']['data']       # validated when jsonschema is installed
+    assert j['media'][0]['path'] == 'data/synthetic.png' and j['results']['sources_total'] == len(D.SOURCES)

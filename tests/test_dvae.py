@@ -1,4 +1,4 @@
-"The Dynamic VAE command line end to end on tiny runs: train, resume exactly, synthesise, and clear errors for bad input."
+"The Dynamic VAE: its command line end to end on tiny runs (train, resume exactly, synthesise, clear errors), presets."
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
@@ -9,7 +9,8 @@ RUN = "import sys; from vidnb.dvae import cli; sys.exit(cli(sys.argv[1:]))"
 def dvae(*args, check=True):
     r = subprocess.run([sys.executable, '-c', RUN, *map(str, args)], capture_output=True, text=True,
                        env={**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'})
-    if check and r.returncode: raise AssertionError(f'vidnb dvae {" ".join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}')
+    if check and r.returncode:
+        raise AssertionError(f'vidnb dvae {" ".join(map(str, args))} exited {r.returncode}\n{r.stdout}\n{r.stderr}')
     return r
 
 def _last_json(r): return json.loads(r.stdout.strip().splitlines()[-1])
@@ -35,7 +36,7 @@ def test_train_resume_is_exact_and_synthesize_streams(clip, tmp_path):
     r = dvae('train', '--video', clip / 'clip.mp4', '--out', full, '--steps', 8)
     assert _last_json(r)['steps'] == 8 and (full / 'checkpoint.pt').exists() and (full / 'preview.mp4').exists()
     dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 4)
-    r = dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 8)       # same command, more steps: resumes
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 8)     # same command, more steps: resume
     assert _last_json(r)['steps'] == 8
     a, b = _weights(full / 'checkpoint.pt'), _weights(part / 'checkpoint.pt')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if torch.is_tensor(a[k]))
@@ -69,9 +70,11 @@ def test_checkpoint_of_another_model_or_corrupt(tmp_path):
     r = dvae('synthesize', '--checkpoint', tmp_path / 'lin.pt', '--frames', 5, '--out', tmp_path / 's.mp4', check=False)
     assert r.returncode == 2 and 'holds a Linear, not a DVAE' in r.stderr, r.stderr
     (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
-    r = dvae('synthesize', '--checkpoint', tmp_path / 'junk.pt', '--frames', 5, '--out', tmp_path / 's.mp4', check=False)
+    r = dvae('synthesize', '--checkpoint', tmp_path / 'junk.pt', '--frames', 5, '--out', tmp_path / 's.mp4',
+             check=False)
     assert r.returncode == 2 and 'corrupt' in r.stderr, r.stderr
-    r = dvae('synthesize', '--checkpoint', tmp_path / 'none.pt', '--frames', 5, '--out', tmp_path / 's.mp4', check=False)
+    r = dvae('synthesize', '--checkpoint', tmp_path / 'none.pt', '--frames', 5, '--out', tmp_path / 's.mp4',
+             check=False)
     assert r.returncode == 2 and 'does not exist' in r.stderr, r.stderr
     assert not (tmp_path / 's.mp4').exists()
 
@@ -82,16 +85,18 @@ def test_mask_of_wrong_shape_is_a_clear_error():
     with pytest.raises(ValueError, match='mask must be'): frame_pairs(v, torch.ones(2, 6, 32, 32))
     pairs, _ = frame_pairs(v)
     with pytest.raises(ValueError, match='masks must have one mask per pair'):
-        fit_dvae(DVAE(DVAEConfig(width=4, channels=3, mask_channels=1)), pairs, torch.ones(3, 1, 2, 32, 32), steps=1, progress=False)
+        fit_dvae(DVAE(DVAEConfig(width=4, channels=3, mask_channels=1)), pairs, torch.ones(3, 1, 2, 32, 32), steps=1,
+                 progress=False)
 
 def test_vidnb_command_is_registered():
     from vidnb import cli
     if 'dvae' not in cli.COMMANDS: pytest.skip("'dvae' not yet registered in vidnb.cli.COMMANDS")
-    r = subprocess.run([str(Path(sys.executable).parent / 'vidnb'), 'dvae', 'synthesize', '--help'], capture_output=True, text=True)
+    exe = Path(sys.executable).parent / 'vidnb'
+    r = subprocess.run([str(exe), 'dvae', 'synthesize', '--help'], capture_output=True, text=True)
     assert r.returncode == 0 and '--checkpoint' in r.stdout
 
 class _StubJudge(torch.nn.Module):
-    "Reads a constant frame of value v as digit round(10 v) with certainty, and a frame of value -1 as a blur (flat logits)."
+    "Reads a constant frame of value v as digit round(10 v) with certainty, a frame of -1 as a blur (flat logits)."
     def __init__(self): super().__init__(); self.p = torch.nn.Parameter(torch.zeros(1))
     def forward(self, x):
         v = x.mean((1, 2, 3))
@@ -107,12 +112,33 @@ def test_judge_separates_order_from_legibility():
     assert j['recognisable_pairs'] == pytest.approx(4 / 6) and j['in_order_recognisable'] == pytest.approx(3 / 4)
 
 def test_presets_textures_and_overrides_are_checked(tmp_path):
-    from vidnb.dvae import texture_video, reproduce, train_digits, PRESETS, TEXTURES
-    assert set(PRESETS['paper']['textures']) == set(TEXTURES) and 'foliage' in PRESETS['smoke']['textures']
+    from vidnb.dvae import texture_video, reproduce, PRESETS, TEXTURES, DVAEPreset, Budget
+    from vidnb.report import pick_preset, check_chapter
+    import vidnb.dvae
+    check_chapter(vidnb.dvae)
+    assert all(isinstance(p, DVAEPreset) for p in PRESETS.values())
+    assert set(PRESETS['paper'].textures) == set(TEXTURES) and 'foliage' in PRESETS['smoke'].textures
     with pytest.raises(ValueError, match="name must be one of"): texture_video(32, 'fire')
     with pytest.raises(ValueError, match="textures must be names in"): reproduce('smoke', tmp_path, textures=('fire',))
-    with pytest.raises(ValueError, match="overrides must be preset keys"): train_digits('smoke', steps=3)
+    with pytest.raises(ValueError, match="textures must be names in"): pick_preset(PRESETS, 'paper', textures='fire')
+    with pytest.raises(ValueError, match="overrides must be fields of DVAEPreset"):
+        pick_preset(PRESETS, 'smoke', steps=3)
     with pytest.raises(ValueError, match="preset must be one of"): reproduce('huge', tmp_path)
+    with pytest.raises(ValueError, match="dvae_budget must be a Budget"): pick_preset(PRESETS, 'smoke', dvae_budget=3)
+    assert pick_preset(PRESETS, 'smoke', textures='car_window').textures == ('car_window',)
+
+def test_budget_counts_steps_or_epochs():
+    from vidnb.dvae import Budget, PRESETS
+    assert Budget(400).steps_for(53, 32) == 400 and Budget(epochs=50).steps_for(53, 1) == 2650
+    assert PRESETS['paper'].texture_budget.steps_for(53, PRESETS['paper'].bs) == 2650     # the old '50 epochs'
+    assert str(Budget(3)) == '3 steps' and str(Budget(epochs=2)) == '2 epochs'
+    for bad in (dict(), dict(steps=1, epochs=1)):
+        with pytest.raises(ValueError, match='exactly one of steps and epochs'): Budget(**bad)
+    with pytest.raises(ValueError, match='epochs must be a positive int'): Budget(epochs=0)
+
+def test_cli_preset_goes_through_pick_preset(clip, tmp_path):
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', tmp_path / 'x', '--preset', 'huge', check=False)
+    assert r.returncode == 2 and "preset must be one of 'smoke', 'paper'" in r.stderr, r.stderr
 
 def test_cycle_eigenvalue_finds_a_rotation():
     import math

@@ -97,6 +97,13 @@ def test_bench_json(tmp_path, monkeypatch):
     t = b['to_table2_target']
     assert t['reached'] and t['steps'] <= 20 and t['seconds'] > 0
 
+def test_chapter_contract():
+    import vidnb.gmlr as g
+    from vidnb.report import check_chapter, pick_preset
+    check_chapter(g)
+    assert pick_preset(g.PRESETS, 'smoke', steps=3).steps == 3 and g.PRESETS['paper'].steps == 2000
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): g.reproduce('huge')
+
 def test_flops_are_torch_count():
     from torch.utils.flop_counter import FlopCounterMode
     from vidnb.gmlr import generator, plain_conv_transpose, _gen_flops

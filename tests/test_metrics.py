@@ -262,3 +262,45 @@ def test_protocol_starts_match_data_clip_starts():
         rng = np.random.default_rng(p.seed)
         ours = [(i, s) for i, n in enumerate(lengths) for s in protocol_starts(n, p, 'real', rng)]
         assert ours == D.clip_starts(lengths, 16, mode, seed=3), mode
+
+
+# ---------------------------------------------------------------- the chapter contract (presets, report, bench)
+def test_chapter_contract():
+    "Both chapters of `vidnb reproduce metrics` follow vidnb.report's contract; the old table renderer is gone."
+    import inspect
+    import vidnb.featnets as FN
+    from vidnb.report import check_chapter
+    for mod in (M, FN):
+        check_chapter(mod)
+        assert 'out' not in inspect.signature(mod.bench).parameters
+        with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): mod.reproduce('huge')
+    assert M.PRESETS['smoke'].n < M.PRESETS['paper'].n and M.PRESETS['paper'].subsample == 8
+    assert FN.PRESETS['smoke'] == FN.PRESETS['paper']                    # one CPU-sized check at both presets
+    assert not hasattr(M, 'table_markdown')
+
+
+def test_fvd_protocol_table_tiny():
+    "Table 4 with a tiny video network: one row per variation, each set of clips through the network once."
+    rng = np.random.default_rng(0)
+    videos = M.VideoList([rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8) for _ in range(8)])
+    real, fake = M.split_videos(videos, 4)
+    t = M.fvd_protocol_table(real, fake, seeds=(0, 1), subsample=2, net=tiny_video_net(), device='cpu')
+    names = [r['computation'] for r in t['rows']]
+    assert names == ['Proper computation', 'When resized to 16^2', 'With jpg/png discrepancy (q=75)',
+                     'When using all clips per video', 'When using only first frames', 'When using subsampling of s=2',
+                     'Still real images']
+    assert [r['n_real'] for r in t['rows']] == [4, 4, 4, 8, 4, 4, 4] and t['clips_through_i3d'] == 44
+    assert t['rows'][0]['fvd_vs_proper'] == 1.0 and t['rows'][0]['std'] is not None
+    fig = M.fvd_protocol_figure(t['rows'], 'tiny')
+    assert len(fig.axes[0].patches) == 7
+
+
+def test_report_parts(tmp_path):
+    "The metrics report's parts fill a Report: the sanity table (PSNR against sigma, SSIM against skimage)."
+    from vidnb.report import Report
+    v = M.VideoList([np.random.default_rng(1).integers(0, 256, (10, 24, 24, 3), dtype=np.uint8)])
+    r = Report('t', tmp_path, 'smoke')
+    rows = M._sanity_part(r, M.PRESETS['smoke'], v)
+    assert [t.caption for t in r.tables] == ['PSNR/SSIM of real frames with Gaussian noise of known sigma']
+    assert [row['sigma'] for row in rows] == list(M.PRESETS['smoke'].sigmas)
+    assert all(row['ssim_max_abs_diff'] < 1e-4 for row in rows)

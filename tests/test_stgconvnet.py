@@ -100,29 +100,29 @@ def test_usage_errors_exit_2(argv):
     assert e.value.code == 2
 
 def test_registered_in_vidnb_command():
-    from vidnb import cli as vcli
-    if 'stgconvnet' not in vcli.COMMANDS: pytest.skip("not yet registered in vidnb.cli.COMMANDS")
-    assert vcli.COMMANDS['stgconvnet'] == 'vidnb.stgconvnet:cli'
+    from vidnb import cli as vcli, stgconvnet
+    assert 'stgconvnet' in vcli.COMMANDS and vcli.commands()['stgconvnet'] is stgconvnet.cli
+    assert vcli.chapters()['stgconvnet'] == (stgconvnet,)
 
 def test_langevin_leaves_weights_alone():
     "A Langevin step asks autograd for the input gradient only: no weight gradient is computed or accumulated."
-    from vidnb.stgconvnet import preset, build_model, langevin
-    cfg = preset('fc', 'smoke', shape=(8, 16, 16))
+    from vidnb.stgconvnet import config, build_model, langevin
+    cfg = config('fc', 'smoke', shape=(8, 16, 16))
     m = build_model(cfg)
     I = langevin(m, torch.randn(2, 3, 8, 16, 16) * 40, steps=2)
     assert all(p.grad is None for p in m.parameters()) and not I.requires_grad and I.shape == (2, 3, 8, 16, 16)
 
 def test_layer_by_layer_joins_keep_f_and_resume_exactly(tmp_path):
     "Experiment 1: a joining layer starts by summing the layer below (f does not collapse), and a run resumed at a join grows identically."
-    from vidnb.stgconvnet import preset, train, STConvNet, join_init, _SMOKE_LAYERS
+    from vidnb.stgconvnet import config, train, build_model, join_init
     from vidnb.learner import Callback
     torch.manual_seed(0)
-    net = STConvNet(_SMOKE_LAYERS['st'], 3, (16, 64, 64), init_std=0.03)
+    net = build_model(config('st', 'smoke')).net
     I = torch.randn(1, 3, 16, 64, 64) * 40
     net.depth = 1; f1 = net(I).item()
     join_init(net.convs[1]); net.depth = 2
     assert 0.7 < net(I).item() / f1 < 1.05
-    cfg = preset('st', 'smoke', iters=6, grow=(2, 4))
+    cfg = config('st', 'smoke', iters=6, grow=(2, 4))
     x = torch.rand(1, 3, 16, 64, 64) * 2 - 1
     full = train(x, cfg, progress=False)
     class Stop(Callback):
@@ -131,3 +131,15 @@ def test_layer_by_layer_joins_keep_f_and_resume_exactly(tmp_path):
     with pytest.raises(KeyboardInterrupt): train(x, cfg, out=tmp_path, every=1, progress=False, cbs=[Stop()])
     resumed = train(x, cfg, out=tmp_path, resume=True, progress=False)
     assert resumed.model.net.depth == 3 and torch.equal(resumed.model.chains, full.model.chains)
+
+def test_chapter_contract_and_presets():
+    "One frozen preset per name, read by `config`, the cli and `reproduce`; the chapter passes the report contract."
+    from dataclasses import FrozenInstanceError
+    from vidnb import stgconvnet as stg
+    from vidnb.report import check_chapter
+    check_chapter(stg)
+    assert stg.config('st', 'paper') == stg.PRESETS['paper'].st and stg.config('fc', iters=6).iters == 6
+    with pytest.raises(FrozenInstanceError): stg.PRESETS['smoke'].fc.iters = 1
+    video = torch.zeros(1, 3, 8, 16, 16)
+    for bad in (lambda: stg.config('fc', 'huge'), lambda: stg.reproduce('huge'), lambda: stg.texture_synthesis(video, 'huge')):
+        with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper', got 'huge'"): bad()

@@ -35,6 +35,8 @@ def test_bad_input(tmp_path, capsys):
     assert sgv.cli(['train', '--data', 'moving_mnist', '--out', str(tmp_path / 'o'), '--steps', '0']) == 2
     assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'paper', '--out', str(tmp_path / 'o'), '--steps', '1']) == 2
     assert 'moving_mnist' in capsys.readouterr().err
+    assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'huge', '--out', str(tmp_path / 'o')]) == 2
+    assert "preset must be one of 'smoke', 'paper'" in capsys.readouterr().err
     assert sgv.cli(['generate', '--checkpoint', str(tmp_path / 'nope.pt'), '--frames', '5', '--out', str(tmp_path / 'x.mp4')]) == 2
     bad = tmp_path / 'bad.pt'; bad.write_bytes(b'not a checkpoint')
     assert sgv.cli(['generate', '--checkpoint', str(bad), '--frames', '5', '--out', str(tmp_path / 'x.mp4')]) == 2
@@ -47,10 +49,12 @@ def test_folder_data(tmp_path):
     d = tmp_path / 'vids'; d.mkdir()
     v = sgv.moving_mnist_videos(1, frames=40, size=32)
     write_video(v, d / 'a.mp4', fps=10)
-    clips = sgv._load_data(str(d), sgv.PRESETS['smoke'], frames=33)
+    clips = sgv._load_data(str(d), sgv.PRESETS['smoke'])
     assert clips.shape == (1, 1, 33, 32, 32)
-    (tmp_path / 'short').mkdir(); write_video(v[:, :, :5], tmp_path / 'short' / 'b.mp4', fps=10)
-    with pytest.raises(ValueError, match='no video with at least 33 frames'): sgv._load_data(str(tmp_path / 'short'), sgv.PRESETS['smoke'])
+    (tmp_path / 'short').mkdir()
+    write_video(v[:, :, :5], tmp_path / 'short' / 'b.mp4', fps=10)
+    with pytest.raises(ValueError, match='no video with at least 33 frames'):
+        sgv._load_data(str(tmp_path / 'short'), sgv.PRESETS['smoke'])
 
 
 def test_any_time_and_lstm():
@@ -63,12 +67,25 @@ def test_any_time_and_lstm():
 
 
 def test_reproduce_paper_and_contract(tmp_path):
+    from vidnb.report import Report, check_chapter, results_json
+    check_chapter(sgv)
     r = sgv.reproduce('paper', tmp_path)
-    assert {'title', 'text', 'tables', 'figures', 'results'} <= set(r)
-    json.dumps(r['results'])
-    sizes = {row['preset']: row for row in r['tables'][0]['rows']}
+    assert isinstance(r, Report) and r.media == [] and r.results['preset'] == 'paper'
+    assert [t.caption for t in r.tables][0] == 'Network sizes' and len(r.tables) == 4
+    results_json(dict(styleganv=r), root=tmp_path)                       # JSON-able, and valid against the schema
+    sizes = {row['preset']: row for row in r.tables[0].rows}
     assert sizes['paper']['G_params'] > 10 * sizes['smoke']['G_params']
     with pytest.raises(ValueError, match='preset must be one of'): sgv.reproduce('nope', tmp_path)
+
+
+def test_presets():
+    smoke, paper = sgv.PRESETS['smoke'], sgv.PRESETS['paper']
+    assert smoke.model.size == 32 and smoke.model.tanh_out and paper.model.size == 256 and not paper.model.tanh_out
+    assert (smoke.train.steps, smoke.train.bs, smoke.n_fake, smoke.eval_every) == (2400, 16, 32, 400)
+    p = sgv.sgv_preset('smoke', steps=7, motion='lstm', n_real=5, bs=None)
+    assert (p.train.steps, p.model.motion, p.n_real, p.train.bs) == (7, 'lstm', 5, 16)
+    with pytest.raises(ValueError, match="overrides must be fields of SGVPreset"): sgv.sgv_preset('smoke', step=3)
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): sgv.sgv_preset('big')
 
 
 def test_import_is_light():

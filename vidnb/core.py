@@ -6,7 +6,7 @@ Docs: https://vidnb.github.io/vidnb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c5580968
 from __future__ import annotations
-import os, random, math, shutil, tempfile, contextlib
+import os, random, math, time, shutil, tempfile, contextlib, itertools
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 __all__ = ['check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time', 'video_from_uint8', 'video_to_uint8',
            'resize_video', 'to_gray', 'to_rgb', 'default_device', 'default_preset', 'amp_dtype', 'autocast', 'set_seed',
            'rng_state', 'set_rng_state', 'time_interleaved', 'cache_dir', 'atomic_path', 'decode_frames',
-           'resize_frames_u8', 'read_video', 'video_info', 'write_video', 'read_sound', 'write_sound', 'show_frames',
+           'resize_frames_u8', 'read_video', 'write_video', 'video_info', 'read_sound', 'write_sound', 'show_frames',
            'show_videos', 'Animation', 'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram',
            'show_sound']
 
@@ -27,12 +27,14 @@ def check_tensor(x, name='x', ndim=None, layout='', finite=True, lo=None, hi=Non
     "Check that `x` is a float tensor with `ndim` dims, finite values within `[lo-tol, hi+tol]`; return it."
     if not isinstance(x, torch.Tensor): _fail(name, f"a torch.Tensor {layout}".strip(), type(x).__name__)
     if ndim is not None and x.ndim != ndim: _fail(name, layout or f"{ndim}-d", f"shape {tuple(x.shape)}")
-    if not x.is_floating_point(): _fail(name, "a floating point tensor (use video_from_uint8 for uint8 data)", f"dtype {x.dtype}")
+    if not x.is_floating_point():
+        _fail(name, "a floating point tensor (use video_from_uint8 for uint8 data)", f"dtype {x.dtype}")
     if x.numel() == 0: _fail(name, "non-empty", f"shape {tuple(x.shape)}")
-    if finite and not torch.isfinite(x).all(): _fail(name, "finite (no NaN or inf)", f"{int((~torch.isfinite(x)).sum())} non-finite values")
+    if finite and not torch.isfinite(x).all():
+        _fail(name, "finite (no NaN or inf)", f"{int((~torch.isfinite(x)).sum())} non-finite values")
     if lo is not None:
         mn, mx = x.detach().aminmax()
-        if mn < lo - tol or mx > hi + tol: _fail(name, f"in [{lo}, {hi}]", f"values in [{mn.item():.4g}, {mx.item():.4g}]")
+        if mn < lo - tol or mx > hi + tol: _fail(name, f"in [{lo}, {hi}]", f"values in [{mn:.4g}, {mx:.4g}]")
     return x
 
 # %% ../nbs/00_core.ipynb #a535e264
@@ -89,11 +91,11 @@ def resize_video(v, size, mode='bilinear'):
     check_video(v, check_range=False)
     size = (size, size) if isinstance(size, int) else tuple(size)
     if tuple(v.shape[-2:]) == size: return v
-    t = v.shape[2]
-    aa = mode in ('bilinear', 'bicubic')
-    f = F.interpolate(fold_time(v), size=size, mode=mode, antialias=aa, **({} if mode == 'nearest' else dict(align_corners=False)))
-    return unfold_time(f, t).clamp(-1, 1)
+    kw = {} if mode == 'nearest' else dict(align_corners=False)
+    f = F.interpolate(fold_time(v), size=size, mode=mode, antialias=mode in ('bilinear', 'bicubic'), **kw)
+    return unfold_time(f, v.shape[2]).clamp(-1, 1)
 
+# %% ../nbs/00_core.ipynb #b527c906
 def to_gray(v):
     "RGB video -> 1-channel video (ITU-R BT.601 luma); gray passes through."
     if v.shape[1] == 1: return v
@@ -109,15 +111,16 @@ def default_device():
     "The device vidnb uses: `$VIDNB_DEVICE`, else CUDA, else MPS, else CPU."
     if os.environ.get('VIDNB_DEVICE'): return torch.device(os.environ['VIDNB_DEVICE'])
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    mps = getattr(torch.backends, 'mps', None)
+    return torch.device('mps' if mps is not None and mps.is_available() else 'cpu')
 
 def default_preset():
-    "The experiment scale a notebook or `vidnb reproduce` uses by default: `$VIDNB_PRESET`, else 'paper' on CUDA, else 'smoke'."
+    "The preset notebooks and `vidnb reproduce` use by default: `$VIDNB_PRESET`, else 'paper' on CUDA, else 'smoke'."
     p = os.environ.get('VIDNB_PRESET') or ('paper' if default_device().type == 'cuda' else 'smoke')
     if p not in ('smoke', 'paper'): raise ValueError(f"VIDNB_PRESET must be 'smoke' or 'paper', got {p!r}")
     return p
 
+# %% ../nbs/00_core.ipynb #5449c7f3
 def amp_dtype(device):
     "The mixed-precision dtype for `device`: bf16 on CUDA when supported, else fp16; None on CPU/MPS."
     device = torch.device(device)
@@ -134,7 +137,9 @@ def autocast(device=None, enabled=True):
 # %% ../nbs/00_core.ipynb #97314cff
 def set_seed(seed, deterministic=False):
     "Seed python, numpy and torch (all devices); optionally ask torch for deterministic kernels."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
 
 def rng_state():
@@ -145,48 +150,71 @@ def rng_state():
 
 def set_rng_state(s):
     "Restore the states saved by `rng_state`."
-    random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
+    random.setstate(s['python'])
+    np.random.set_state(s['numpy'])
+    torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
 # %% ../nbs/00_core.ipynb #bfc76c79
-def time_interleaved(fns, repeats=5, warmup=True, device=None):
-    "Seconds of `repeats` calls of each rival in `fns` (callables or `(setup, fn)` pairs), one call of each per round, order reversed every other round."
-    import time
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1: _fail('repeats', 'a positive int', repr(repeats))
+def _rivals(fns):
+    "`fns` as checked `(setup, fn)` pairs (setup None for a plain callable)."
     pairs = [f if isinstance(f, tuple) else (None, f) for f in fns]
     for i, (s, f) in enumerate(pairs):
-        if not callable(f) or (s is not None and not callable(s)): _fail(f'fns[{i}]', 'a callable or a (setup, fn) pair of callables', repr(fns[i]))
+        if not callable(f) or (s is not None and not callable(s)):
+            _fail(f'fns[{i}]', 'a callable or a (setup, fn) pair of callables', repr(fns[i]))
+    return pairs
+
+def _timer(device):
+    "A function `once(setup, fn)`: seconds of one call of `fn` after an untimed `setup`, CUDA synchronised."
     dev = torch.device(device) if device is not None else default_device()
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
-    def once(s, f):
-        if s is not None: s()
-        sync(); t0 = time.perf_counter(); f(); sync(); return time.perf_counter() - t0
+    def once(setup, fn):
+        if setup is not None: setup()
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        return time.perf_counter() - t0
+    return once
+
+def time_interleaved(fns, repeats=5, warmup=True, device=None):
+    "Seconds of `repeats` calls of each rival in `fns` (callables or `(setup, fn)` pairs), interleaved by round."
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        _fail('repeats', 'a positive int', repr(repeats))
+    pairs, once = _rivals(fns), _timer(device)
     if warmup:
-        for s, f in pairs: once(s, f)
+        for p in pairs: once(*p)
     ts = [[] for _ in pairs]
     for r in range(repeats):
-        order = range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs)))
-        for i in order: ts[i].append(once(*pairs[i]))
+        for i in (range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs)))): ts[i].append(once(*pairs[i]))
     return ts
 
 # %% ../nbs/00_core.ipynb #91ffac36
 def cache_dir(*parts, create=True):
-    "The vidnb data cache (`$VIDNB_DATA`, else `$XDG_CACHE_HOME/vidnb`, else `~/.cache/vidnb`), joined with `parts`."
+    "The data cache (`$VIDNB_DATA`, else `$XDG_CACHE_HOME/vidnb`, else `~/.cache/vidnb`) joined with `parts`."
     root = os.environ.get('VIDNB_DATA') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'vidnb'
     p = Path(root).expanduser().joinpath(*parts)
     if create: (p if not p.suffix else p.parent).mkdir(parents=True, exist_ok=True)
     return p
 
+# %% ../nbs/00_core.ipynb #79b2cbc4
+def _umask():
+    "The process umask (read by setting it and putting it back)."
+    um = os.umask(0)
+    os.umask(um)
+    return um
+
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path next to `path`; on success rename it to `path`, on error delete it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix, dir=path.parent)
-    os.close(fd); tmp = Path(tmp)
-    um = os.umask(0); os.umask(um)
+    os.close(fd)
+    tmp = Path(tmp)
     try:
         yield tmp
-        if tmp.exists(): os.chmod(tmp, 0o666 & ~um)  # mkstemp makes files private (0600); follow the umask like open() does
+        if tmp.exists(): os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes files private (0600)
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
@@ -198,66 +226,69 @@ def _check_span(frames, start, step):
     if start < 0 or step < 1 or (frames is not None and frames < 1):
         _fail('frames', "frames >= 1 with start >= 0 and step >= 1", f"frames={frames}, start={start}, step={step}")
 
+def _chunked(items, n):
+    "Lists of up to `n` consecutive items of the iterable `items`."
+    it = iter(items)
+    while (b := list(itertools.islice(it, n))): yield b
+
 def _folder_chunks(path, frames, start, step, chunk):
     from PIL import Image
     files = sorted(f for f in Path(path).iterdir() if f.suffix.lower() in _IMG_EXT)
     if not files: _fail('path', "a folder with image files", f"no images in {path}")
-    files = files[start::step][:frames]
-    for i in range(0, len(files), chunk): yield np.stack([np.asarray(Image.open(f).convert('RGB')) for f in files[i:i + chunk]])
+    read = lambda f: np.asarray(Image.open(f).convert('RGB'))
+    for b in _chunked(files[start::step][:frames], chunk): yield np.stack([read(f) for f in b])
+
+def _av_frames(path, start, step):
+    "uint8 RGB frames `start, start+step, ...` of a video file."
+    import av
+    with av.open(str(path)) as c:
+        c.streams.video[0].thread_type = 'AUTO'
+        for i, fr in enumerate(c.decode(video=0)):
+            if i >= start and (i - start) % step == 0: yield fr.to_ndarray(format='rgb24')
 
 def _av_chunks(path, frames, start, step, chunk):
     import av
-    buf, got = [], 0
     try:
-        with av.open(str(path)) as c:
-            c.streams.video[0].thread_type = 'AUTO'
-            for i, fr in enumerate(c.decode(video=0)):
-                if i < start or (i - start) % step: continue
-                buf.append(fr.to_ndarray(format='rgb24')); got += 1
-                if len(buf) == chunk: yield np.stack(buf); buf = []
-                if frames is not None and got >= frames: break
+        for b in _chunked(itertools.islice(_av_frames(path, start, step), frames), chunk): yield np.stack(b)
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as e:
         raise ValueError(f"path must be a readable video file, got {path} ({type(e).__name__}: {e})") from None
-    if buf: yield np.stack(buf)
 
 def decode_frames(path, frames=None, start=0, step=1, chunk=32):
-    "Yield uint8 chunks `(t,H,W,3)` of frames `start, start+step, ...` (`frames` of them, or to the end) of a video file or image folder."
+    "Yield uint8 chunks `(t,H,W,3)` of frames `start, start+step, ...` (`frames` or all) of a video or image folder."
     path = Path(path)
     if not path.exists(): _fail('path', "an existing video file or image folder", f"{path} (not found)")
     _check_span(frames, start, step)
     got = 0
     for a in (_folder_chunks if path.is_dir() else _av_chunks)(path, frames, start, step, chunk):
-        got += len(a); yield a
+        got += len(a)
+        yield a
     if not got: _fail('path', f"a video with frames from index {start}", f"no decodable frames in {path}")
     if frames is not None and got < frames:
-        _fail('frames', f"at most the {got} frames {path} holds from start={start} with step={step}", f"frames={frames}")
+        held = f"at most the {got} frames {path} holds from start={start} with step={step}"
+        _fail('frames', held, f"frames={frames}")
 
 # %% ../nbs/00_core.ipynb #94e9750e
+def _center_square(x):
+    "The centred square crop of frames `(...,H,W)`."
+    h, w = x.shape[-2:]
+    s = min(h, w)
+    return x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+
 def resize_frames_u8(x, size=None, square=False):
-    "Centre-crop uint8 frames `(T,C,H,W)` to a square (`square`) and/or resize them to `size`, staying uint8 (antialiased bilinear)."
-    if square:
-        h, w = x.shape[-2:]; s = min(h, w)
-        x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    "Centre-crop uint8 frames `(T,C,H,W)` to a square (`square`) and/or resize them to `size`, staying uint8."
+    if square: x = _center_square(x)
     size = (size, size) if isinstance(size, int) else size
     if size is None or tuple(x.shape[-2:]) == tuple(size): return x
-    return F.interpolate(x.contiguous(memory_format=torch.channels_last), size=tuple(size), mode='bilinear', antialias=True, align_corners=False)
+    x = x.contiguous(memory_format=torch.channels_last)          # uint8 channels-last: PyTorch's fast CPU kernel
+    return F.interpolate(x, size=tuple(size), mode='bilinear', antialias=True, align_corners=False)
 
+# %% ../nbs/00_core.ipynb #397baa3d
 def read_video(path, frames=None, start=0, size=None, gray=False, step=1, square=False, chunk=32):
     "Read frames `start, start+step, ...` of a video file (mp4/avi/gif/...) or image folder as `(1,C,T,H,W)` in [-1,1]."
-    out = [resize_frames_u8(torch.from_numpy(a).permute(0, 3, 1, 2), size, square) for a in decode_frames(path, frames, start, step, chunk)]
-    v = video_from_uint8(torch.cat(out).permute(0, 2, 3, 1))
+    chunks = decode_frames(path, frames, start, step, chunk)
+    u8 = [resize_frames_u8(torch.from_numpy(a).permute(0, 3, 1, 2), size, square) for a in chunks]
+    v = video_from_uint8(torch.cat(u8).permute(0, 2, 3, 1))
     return to_gray(v) if gray else v
-
-def video_info(path):
-    "Frame count, fps, size and codec of a video file (from the container, without decoding)."
-    import av
-    try:
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            return dict(frames=s.frames, fps=float(s.average_rate or 0), width=s.codec_context.width,
-                        height=s.codec_context.height, codec=s.codec_context.name)
-    except (av.error.FFmpegError, OSError, IndexError) as e:
-        raise ValueError(f"path must be a readable video file, got {path} ({type(e).__name__})") from None
 
 # %% ../nbs/00_core.ipynb #b58b79dc
 def _tile(u):
@@ -268,32 +299,50 @@ def _even(a):
     t, h, w, c = a.shape
     return np.pad(a, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode='edge')
 
+_CODECS = {'gif': ('gif', 'rgb8', {}), 'mp4': ('libx264', 'yuv420p', {'crf': '18'})}  # format: codec, pixels, options
+
 def _write_av(a, path, fps, fmt):
+    "Encode uint8 frames `a` `(T,H,W,3)` to `path` as `fmt` ('gif' or 'mp4')."
     import av
+    codec, pix, opts = _CODECS[fmt]
     with av.open(str(path), mode='w', format=fmt) as c:
-        if fmt == 'gif':
-            s = c.add_stream('gif', rate=int(round(fps))); s.pix_fmt = 'rgb8'
-        else:
-            s = c.add_stream('libx264', rate=int(round(fps))); s.pix_fmt = 'yuv420p'; s.options = {'crf': '18'}
-        s.width, s.height = a.shape[2], a.shape[1]
-        for fr in a:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format='rgb24')): c.mux(p)
-        for p in s.encode(): c.mux(p)
+        s = c.add_stream(codec, rate=int(round(fps)))
+        s.pix_fmt, s.width, s.height = pix, a.shape[2], a.shape[1]
+        if opts: s.options = opts
+        for fr in a: c.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format='rgb24')))
+        c.mux(s.encode())
+
+def _write_png_folder(a, path):
+    "Write uint8 frames `a` as `path/00000.png, ...` (written in a temporary folder, then renamed into place)."
+    from PIL import Image
+    tmp = Path(tempfile.mkdtemp(dir=path.parent if path.parent.exists() else None))
+    for i, fr in enumerate(a): Image.fromarray(fr).save(tmp / f'{i:05d}.png')
+    if path.exists(): shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
 
 # %% ../nbs/00_core.ipynb #06fcadf0
 def write_video(v, path, fps=10):
     "Write video `v` `(B,C,T,H,W)` (batch tiled side by side) to mp4, gif or a folder of PNGs (no suffix); atomic."
     a = _tile(video_to_uint8(to_rgb(check_video(v))))
-    path = Path(path); suf = path.suffix.lower()
-    if suf == '':
-        from PIL import Image
-        tmp = Path(tempfile.mkdtemp(dir=path.parent if path.parent.exists() else None))
-        for i, fr in enumerate(a): Image.fromarray(fr).save(tmp / f'{i:05d}.png')
-        if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path); return path
+    path = Path(path)
+    suf = path.suffix.lower()
+    if suf == '': return _write_png_folder(a, path)
     if suf not in ('.mp4', '.gif'): _fail('path', "a .mp4 or .gif file or a folder (no suffix)", str(path))
     with atomic_path(path) as tmp: _write_av(_even(a) if suf == '.mp4' else a, tmp, fps, suf[1:])
     return path
+
+# %% ../nbs/00_core.ipynb #48b0c7af
+def video_info(path):
+    "Frame count, fps, size and codec of a video file (from the container, without decoding)."
+    import av
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return dict(frames=s.frames, fps=float(s.average_rate or 0), width=s.codec_context.width,
+                        height=s.codec_context.height, codec=s.codec_context.name)
+    except (av.error.FFmpegError, OSError, IndexError) as e:
+        raise ValueError(f"path must be a readable video file, got {path} ({type(e).__name__})") from None
 
 # %% ../nbs/00_core.ipynb #ee5848bf
 def read_sound(path, sr=11025, mono=True, seconds=None):
@@ -315,8 +364,8 @@ def write_sound(s, path, sr=11025):
     "Write sound `(1,C,T)` or `(C,T)` to wav/flac/ogg (by suffix), atomically."
     import soundfile as sf
     if s.ndim == 2: s = s[None]
-    check_sound(s, check_range=False)
-    with atomic_path(path) as tmp: sf.write(str(tmp), s[0].detach().cpu().clamp(-1, 1).T.numpy(), sr, format=Path(path).suffix[1:].upper())
+    a = check_sound(s, check_range=False)[0].detach().cpu().clamp(-1, 1).T.numpy()
+    with atomic_path(path) as tmp: sf.write(str(tmp), a, sr, format=Path(path).suffix[1:].upper())
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #930179a1
@@ -330,22 +379,23 @@ def show_frames(v, n=8, title=None, figsize_per=1.3, ax_row=None, labels=True):
     "Plot `n` evenly spaced frames of the first video in `v` as a strip; return the figure."
     import matplotlib.pyplot as plt
     idx, fr = _frames_for_plot(v, n)
-    fig = None
-    if ax_row is None: fig, ax_row = plt.subplots(1, len(idx), figsize=(figsize_per * len(idx), figsize_per * 1.15), squeeze=False); ax_row = ax_row[0]
+    if ax_row is None:
+        ax_row = plt.subplots(1, len(idx), figsize=(figsize_per * len(idx), figsize_per * 1.15), squeeze=False)[1][0]
     for ax, i, f in zip(ax_row, idx, fr):
         ax.imshow(f[..., 0] if f.shape[-1] == 1 else f, cmap='gray', vmin=0, vmax=255)
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if labels: ax.set_title(f't={i}', fontsize=8)
-    for ax in ax_row[len(idx):]: ax.axis('off')                               # a shorter video leaves blank slots in a row
-    if title: (fig or ax_row[0].figure).suptitle(title, fontsize=10)
-    return fig or ax_row[0].figure
+    for ax in ax_row[len(idx):]: ax.axis('off')         # a shorter video leaves blank slots in a row
+    if title: ax_row[0].figure.suptitle(title, fontsize=10)
+    return ax_row[0].figure
 
 def show_videos(vs, names, n=8, figsize_per=1.2):
     "Frame strips of several videos, one row each with its name."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(len(vs), n, figsize=(figsize_per * n, figsize_per * 1.1 * len(vs)), squeeze=False)
     for row, v, nm in zip(axs, vs, names):
-        show_frames(v, n, ax_row=row, labels=False); row[0].set_ylabel(nm, fontsize=8)
+        show_frames(v, n, ax_row=row, labels=False)
+        row[0].set_ylabel(nm, fontsize=8)
     return fig
 
 # %% ../nbs/00_core.ipynb #15a25c67
@@ -354,9 +404,12 @@ class Animation:
     def __init__(self, data, width): self.data, self.width = data, width
     def _repr_html_(self):
         import base64
-        b = base64.b64encode(self.data).decode()
-        return f'<video width="{self.width}" controls loop autoplay muted playsinline><source src="data:video/mp4;base64,{b}" type="video/mp4"></video>'
-    def save(self, path): Path(path).write_bytes(self.data); return Path(path)
+        src = 'data:video/mp4;base64,' + base64.b64encode(self.data).decode()
+        attrs = f'width="{self.width}" controls loop autoplay muted playsinline'
+        return f'<video {attrs}><source src="{src}" type="video/mp4"></video>'
+    def save(self, path):
+        Path(path).write_bytes(self.data)
+        return Path(path)
 
 def animate(v, fps=10, width=None, scale=2):
     "Encode video `v` (batch tiled) as an inline HTML5 animation; `scale` enlarges small frames (nearest)."
@@ -373,7 +426,9 @@ def scrub(v, height=256):
     from PIL import Image
     u = video_to_uint8(to_rgb(check_video(v)))[0]
     def png(i):
-        b = io.BytesIO(); Image.fromarray(u[i]).resize((u.shape[2] * height // u.shape[1], height), Image.NEAREST).save(b, 'png'); return b.getvalue()
+        b = io.BytesIO()
+        Image.fromarray(u[i]).resize((u.shape[2] * height // u.shape[1], height), Image.NEAREST).save(b, 'png')
+        return b.getvalue()
     img = W.Image(value=png(0), format='png')
     sl = W.IntSlider(0, 0, len(u) - 1, description='frame')
     sl.observe(lambda ch: setattr(img, 'value', png(ch['new'])), names='value')
@@ -385,9 +440,11 @@ def plot_waveform(s, sr=11025, ax=None, label=None, **kw):
     import matplotlib.pyplot as plt
     s = check_sound(s, check_range=False)[0, 0].detach().cpu().numpy()
     if ax is None: _, ax = plt.subplots(figsize=(7, 1.8))
-    ax.plot(np.arange(len(s)) / sr, s, lw=.5, label=label, **kw); ax.set_xlabel('seconds'); ax.set_ylim(-1.05, 1.05)
+    ax.plot(np.arange(len(s)) / sr, s, lw=.5, label=label, **kw)
+    ax.set(xlabel='seconds', ylim=(-1.05, 1.05))
     return ax
 
+# %% ../nbs/00_core.ipynb #6fc12ac1
 def spectrogram(s, sr=11025, n_fft=512, hop=128):
     "Log-magnitude STFT (dB) of the first channel of the first sound in `s`: `(freqs, frames)`."
     x = check_sound(s, check_range=False)[0, 0].float()
@@ -399,10 +456,12 @@ def plot_spectrogram(s, sr=11025, ax=None, n_fft=512, hop=128):
     import matplotlib.pyplot as plt
     S = spectrogram(s, sr, n_fft, hop).cpu().numpy()
     if ax is None: _, ax = plt.subplots(figsize=(7, 2.2))
-    ax.imshow(S, origin='lower', aspect='auto', cmap='magma', extent=(0, S.shape[1] * hop / sr, 0, sr / 2), vmin=S.max() - 80)
-    ax.set_xlabel('seconds'); ax.set_ylabel('Hz')
+    extent = (0, S.shape[1] * hop / sr, 0, sr / 2)
+    ax.imshow(S, origin='lower', aspect='auto', cmap='magma', extent=extent, vmin=S.max() - 80)
+    ax.set(xlabel='seconds', ylabel='Hz')
     return ax
 
+# %% ../nbs/00_core.ipynb #4f49fd30
 def show_sound(s, sr=11025):
     "An audio player for the first sound in `s` (a wav embedded in the page)."
     from IPython.display import Audio

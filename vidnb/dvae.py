@@ -1,4 +1,4 @@
-"""Sagel & Shen, *Dynamic Variational Autoencoders for Visual Process Modeling* (ICASSP 2020): a VAE whose decoder starts with a linear dynamic layer, so one network learns a non-linear observation map and a linear state model.
+"""Sagel & Shen (ICASSP 2020): a VAE whose decoder starts with a linear dynamic layer, learning frames and dynamics.
 
 Docs: https://vidnb.github.io/vidnb/dvae.html.md"""
 
@@ -7,26 +7,33 @@ Docs: https://vidnb.github.io/vidnb/dvae.html.md"""
 # %% ../nbs/11_dvae.ipynb #25ae8943
 from __future__ import annotations
 import math, time, json, itertools, argparse, sys
-from dataclasses import dataclass, asdict, replace, fields
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, check_tensor, default_device, set_seed, cache_dir, atomic_path
-from .learner import (Learner, Callback, CancelFitException, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB,
-                           NaNStopCB, load_checkpoint, check_model_state, plot_history)
+from .core import check_video, default_device, set_seed, cache_dir, atomic_path
+from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
+                           load_checkpoint, check_model_state, plot_history)
+from .report import chapter_folder, Report, Table, pick_preset
 
 # %% auto #0
-__all__ = ['TABLE1', 'PRESETS', 'TEXTURES', 'TABLE2_PAPER', 'TABLE2_METHODS', 'DVAEConfig', 'reference_init', 'conv_encoder',
+__all__ = ['TABLE1', 'TEXTURES', 'PRESETS', 'TABLE2_PAPER', 'TABLE2_METHODS', 'DVAEConfig', 'reference_init', 'conv_encoder',
            'FrameDecoder', 'DynamicLayer', 'kl_std_normal', 'StationarityRegularizer', 'NegELBO', 'DVAE', 'StaticVAE',
            'frame_pairs', 'DVAELoss', 'DVAELearner', 'fit_dvae', 'rollout', 'synthesize', 'var_report', 'fit_var',
            'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier', 'digit_accuracy', 'digit_classifier',
-           'save_digit_classifier', 'judge_sequence', 'train_digits', 'synth_many', 'cycle_eigenvalue', 'digits_table',
-           'texture_video', 'make_mask', 'train_texture', 'texture_synth', 'texture_scores', 'texture_experiment',
+           'save_digit_classifier', 'judge_sequence', 'Budget', 'DVAEPreset', 'train_digits', 'synth_many',
+           'cycle_eigenvalue', 'latent_stability', 'digits_table', 'digits_figure', 'texture_video', 'make_mask',
+           'texture_config', 'train_texture', 'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment',
            'paper_table2', 'dvae_beats_lds', 'load_dvae', 'write_frames', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/11_dvae.ipynb #e89f963e
+def _check_positive_int(obj, k):
+    v = getattr(obj, k)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{k} must be a positive int, got {v!r}")
+
 @dataclass(frozen=True)
 class DVAEConfig:
     "Network and loss settings of one DVAE experiment (paper's table 1 plus the authors' code defaults)."
@@ -43,15 +50,15 @@ class DVAEConfig:
     nll: str = 'paper'        # 'paper': SSE/(2 sigma2); 'code': SSE/sigma2 (the authors' code)
 
     def __post_init__(self):
-        for k in ('size', 'layers', 'kernel', 'channels', 'n', 'width', 'n_mc'):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k} must be a positive int, got {v!r}")
+        for k in ('size', 'layers', 'kernel', 'channels', 'n', 'width', 'n_mc'): _check_positive_int(self, k)
         if self.layers < 2: raise ValueError(f"layers must be >= 2, got {self.layers}")
         if self.size != self.kernel * 2 ** (self.layers - 1):
-            raise ValueError(f"size must be kernel * 2**(layers-1) = {self.kernel * 2 ** (self.layers - 1)} for kernel={self.kernel}, "
-                             f"layers={self.layers}, got size={self.size}")
-        if not self.sigma2 > 0 or not self.lam >= 0: raise ValueError(f"sigma2 must be > 0 and lam >= 0, got {self.sigma2}, {self.lam}")
-        if self.mask_channels not in (0, 1, self.channels): raise ValueError(f"mask_channels must be 0, 1 or channels={self.channels}, got {self.mask_channels}")
+            raise ValueError(f"size must be kernel * 2**(layers-1) = {self.kernel * 2 ** (self.layers - 1)} for "
+                             f"kernel={self.kernel}, layers={self.layers}, got size={self.size}")
+        if not self.sigma2 > 0 or not self.lam >= 0:
+            raise ValueError(f"sigma2 must be > 0 and lam >= 0, got {self.sigma2}, {self.lam}")
+        if self.mask_channels not in (0, 1, self.channels):
+            raise ValueError(f"mask_channels must be 0, 1 or channels={self.channels}, got {self.mask_channels}")
         if self.nll not in ('paper', 'code'): raise ValueError(f"nll must be 'paper' or 'code', got {self.nll!r}")
 
 TABLE1 = {   # experiment: (resolution, conv layers, kernel, sigma_y^2), from the paper's table 1
@@ -64,16 +71,22 @@ TABLE1 = {   # experiment: (resolution, conv layers, kernel, sigma_y^2), from th
 
 # %% ../nbs/11_dvae.ipynb #f094ccdc
 def reference_init(*layers):
-    "N(0, 0.02^2) weights and zero biases for `layers`: the layers the authors' `weight_init` reaches (the others keep PyTorch's default)."
-    for m in layers: nn.init.normal_(m.weight, 0.0, 0.02); nn.init.zeros_(m.bias)
+    "N(0, 0.02^2) weights and zero biases for `layers`: the layers the authors' `weight_init` reaches."
+    for m in layers:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        nn.init.zeros_(m.bias)
 
+# %% ../nbs/11_dvae.ipynb #b92ff386
 def conv_encoder(cin: int, out: int, cfg: DVAEConfig) -> nn.Sequential:
     "DCGAN discriminator: `(B,cin,size,size)` -> `(B,out)`."
     d = cfg.width
     layers = [nn.Conv2d(cin, d, 4, 2, 1), nn.LeakyReLU(0.2)]
-    for _ in range(cfg.layers - 2): layers += [nn.Conv2d(d, 2 * d, 4, 2, 1), nn.BatchNorm2d(2 * d), nn.LeakyReLU(0.2)]; d *= 2
+    for _ in range(cfg.layers - 2):
+        layers += [nn.Conv2d(d, 2 * d, 4, 2, 1), nn.BatchNorm2d(2 * d), nn.LeakyReLU(0.2)]
+        d *= 2
     return nn.Sequential(*layers, nn.Conv2d(d, out, cfg.kernel, 1, 0), nn.Flatten())
 
+# %% ../nbs/11_dvae.ipynb #3c4b293a
 class FrameDecoder(nn.Module):
     "The observation map C_eta (DCGAN generator): codes `(N, n)` -> frames `(N, C, size, size)` in [-1, 1]."
     def __init__(self, cfg: DVAEConfig):
@@ -83,7 +96,8 @@ class FrameDecoder(nn.Module):
         layers = [nn.Unflatten(1, (100, 1, 1)), nn.ConvTranspose2d(100, d, cfg.kernel, 1, 0)]
         for i in range(cfg.layers - 1):
             co = d // 2 if i < cfg.layers - 2 else cfg.channels
-            layers += [nn.ReLU(), nn.ConvTranspose2d(d, co, 4, 2, 1)]; d = co
+            layers += [nn.ReLU(), nn.ConvTranspose2d(d, co, 4, 2, 1)]
+            d = co
         self.net = nn.Sequential(*layers, nn.Tanh())
     def forward(self, h): return self.net(self.dense(h))
 
@@ -111,20 +125,26 @@ def kl_std_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     "KL(N(mu, diag exp(logvar)) || N(0, I)) per row, summed over the last dim."
     return 0.5 * (mu ** 2 + logvar.exp() - logvar - 1).sum(-1)
 
+# %% ../nbs/11_dvae.ipynb #28629dcd
 class StationarityRegularizer(nn.Module):
     "lambda * ||A A^T + B B^T - I||_F^2 (eq. 8): keeps the latent VAR stationary with identity covariance."
-    def __init__(self, lam: float = 100.0): super().__init__(); self.lam = lam
+    def __init__(self, lam: float = 100.0):
+        super().__init__()
+        self.lam = lam
     @staticmethod
-    def residual(A: Tensor, B: Tensor) -> Tensor: return A @ A.T + B @ B.T - torch.eye(len(A), device=A.device, dtype=A.dtype)
+    def residual(A: Tensor, B: Tensor) -> Tensor:
+        return A @ A.T + B @ B.T - torch.eye(len(A), device=A.device, dtype=A.dtype)
     def forward(self, A: Tensor, B: Tensor) -> Tensor: return self.lam * self.residual(A, B).pow(2).sum()
     def extra_repr(self): return f'lam={self.lam}'
 
+# %% ../nbs/11_dvae.ipynb #5374027e
 class NegELBO(nn.Module):
-    "Monte Carlo negative ELBO per example with a Gaussian likelihood of variance `sigma2`, counting only pixels where `mask` is 1."
+    "Monte Carlo negative ELBO per example, Gaussian likelihood of variance `sigma2`, on pixels where `mask` is 1."
     def __init__(self, sigma2: float, nll: str = 'paper'):
-        super().__init__(); self.sigma2, self.nll = sigma2, nll
+        super().__init__()
+        self.sigma2, self.nll = sigma2, nll
     def forward(self, recon: Tensor, y: Tensor, mu: Tensor, logvar: Tensor, mask: Tensor | None = None):
-        "recon `(S,B,...)`, target `y` `(B,...)`, posterior `mu, logvar` `(B, k)`: returns (reconstruction term, KL), each `(B,)`."
+        "recon `(S,B,...)`, target `y` `(B,...)`, posterior `mu, logvar` `(B,k)`: (reconstruction term, KL) `(B,)`"
         err = (recon - y) ** 2
         if mask is not None: err = err * mask
         sse = err.flatten(2).sum(-1).mean(0)                    # sum over pixels, mean over the S samples
@@ -136,23 +156,31 @@ def _pair_input(pair, mask, cfg, name='pair'):
     "Check a pair batch `(B,C,2,H,W)` (and its mask) against `cfg`; return the encoder input `(B, 2(C+Cm), H, W)`."
     check_video(pair, name, channels=cfg.channels, frames=2, size=cfg.size, check_range=False)
     x = pair.flatten(1, 2)
-    if cfg.mask_channels:
-        if mask is None: raise ValueError(f"mask must be given: this DVAE was built for incomplete data (mask_channels={cfg.mask_channels})")
-        if mask.shape != (pair.shape[0], cfg.mask_channels, 2, cfg.size, cfg.size):
-            raise ValueError(f"mask must be (B, {cfg.mask_channels}, 2, {cfg.size}, {cfg.size}) like pair {tuple(pair.shape)}, got shape {tuple(mask.shape)}")
-        x = torch.cat([x * mask.repeat_interleave(cfg.channels // cfg.mask_channels, 1).flatten(1, 2), mask.flatten(1, 2).to(x.dtype)], 1)
-    return x
+    if not cfg.mask_channels: return x
+    if mask is None:
+        raise ValueError(f"mask must be given: this DVAE was built for incomplete data "
+                         f"(mask_channels={cfg.mask_channels})")
+    if mask.shape != (pair.shape[0], cfg.mask_channels, 2, cfg.size, cfg.size):
+        raise ValueError(f"mask must be (B, {cfg.mask_channels}, 2, {cfg.size}, {cfg.size}) like pair "
+                         f"{tuple(pair.shape)}, got shape {tuple(mask.shape)}")
+    seen = x * mask.repeat_interleave(cfg.channels // cfg.mask_channels, 1).flatten(1, 2)
+    return torch.cat([seen, mask.flatten(1, 2).to(x.dtype)], 1)
 
-class _HasConfig(nn.Module):
-    "Keep `cfg` in the state_dict (extra state), so a checkpoint says which model and sizes it holds."
-    def get_extra_state(self): return asdict(self.cfg)
-    def set_extra_state(self, s):
-        if DVAEConfig(**s) != self.cfg: raise ValueError(f"checkpoint holds a {type(self).__name__} with config {DVAEConfig(**s)}, this one has {self.cfg}")
-
+# %% ../nbs/11_dvae.ipynb #80e44724
 def _sample(mu, logvar, S):
     "S reparametrised samples (S, B, k) of N(mu, diag exp(logvar))."
     return mu + (logvar / 2).exp() * torch.randn(S, *mu.shape, device=mu.device, dtype=mu.dtype)
 
+# %% ../nbs/11_dvae.ipynb #e4059285
+class _HasConfig(nn.Module):
+    "Keep `cfg` in the state_dict (extra state), so a checkpoint says which model and sizes it holds."
+    def get_extra_state(self): return asdict(self.cfg)
+    def set_extra_state(self, s):
+        if DVAEConfig(**s) != self.cfg:
+            raise ValueError(f"checkpoint holds a {type(self).__name__} with config {DVAEConfig(**s)}, "
+                             f"this one has {self.cfg}")
+
+# %% ../nbs/11_dvae.ipynb #4a9ce95a
 class DVAE(_HasConfig):
     "Dynamic VAE: encoder q([h_t; v_t] | y_t, y_{t+1}), dynamic layer F, decoder C_eta."
     def __init__(self, cfg: DVAEConfig = DVAEConfig()):
@@ -161,7 +189,7 @@ class DVAE(_HasConfig):
         self.encoder = conv_encoder(2 * (cfg.channels + cfg.mask_channels), 4 * cfg.n, cfg)
         self.dynamic = DynamicLayer(cfg.n)
         self.decoder = FrameDecoder(cfg)
-        reference_init(self.encoder[0], self.encoder[-2], self.decoder.net[1])    # first and last encoder conv, first decoder conv
+        reference_init(self.encoder[0], self.encoder[-2], self.decoder.net[1])    # encoder's first, last; decoder's 1st
         self.register_buffer('start', torch.zeros(1, cfg.channels, 2, cfg.size, cfg.size))
         self.register_buffer('start_mask', torch.ones(1, max(cfg.mask_channels, 1), 2, cfg.size, cfg.size))
 
@@ -185,10 +213,13 @@ class DVAE(_HasConfig):
         "h_0: the first half of the encoder mean of `pair` (default: the remembered training pair), shape (1, n)."
         pair = self.start if pair is None else pair
         if mask is None and self.cfg.mask_channels: mask = self.start_mask
-        was = self.training; self.eval()
-        mu, _ = self.encode(pair[:1], None if mask is None else mask[:1]); self.train(was)
+        was = self.training
+        self.eval()
+        mu, _ = self.encode(pair[:1], None if mask is None else mask[:1])
+        self.train(was)
         return mu[:, :self.cfg.n]
 
+# %% ../nbs/11_dvae.ipynb #8105ada1
 class StaticVAE(_HasConfig):
     "A VAE of single frames with the DVAE's encoder/decoder (the VAE of the VAE+VAR baseline)."
     def __init__(self, cfg: DVAEConfig = DVAEConfig()):
@@ -208,30 +239,37 @@ class StaticVAE(_HasConfig):
 
 # %% ../nbs/11_dvae.ipynb #3106aa35
 def frame_pairs(video: Tensor, mask: Tensor | None = None):
-    "Consecutive frame pairs `(T-1, C, 2, H, W)` of `video` `(1,C,T,H,W)` (or a list of videos), and of `mask` `(T,H,W)`/`(Cm,T,H,W)`."
+    "Consecutive frame pairs `(T-1,C,2,H,W)` of `video` `(1,C,T,H,W)` (or a list of videos), and of `mask` if given."
     if isinstance(video, (list, tuple)):
         if mask is not None: raise ValueError("mask must be None when video is a list (give one video at a time)")
-        ps = [frame_pairs(v)[0] for v in video]
-        return torch.cat(ps), None
+        return torch.cat([frame_pairs(v)[0] for v in video]), None
     check_video(video, 'video')
     if video.shape[0] != 1: raise ValueError(f"video must be one video (1,C,T,H,W), got shape {tuple(video.shape)}")
     T = video.shape[2]
-    if T < 2: raise ValueError(f"video must have at least 2 frames to form a frame pair, got {T} (shape {tuple(video.shape)})")
+    if T < 2:
+        raise ValueError(f"video must have at least 2 frames to form a frame pair, got {T} "
+                         f"(shape {tuple(video.shape)})")
     pairs = torch.stack([video[0, :, :-1], video[0, :, 1:]], 2).transpose(0, 1)    # (T-1, C, 2, H, W)
     if mask is None: return pairs, None
+    mask = _check_mask(mask, video)
+    mpairs = torch.stack([mask[:, :-1], mask[:, 1:]], 2).transpose(0, 1)
+    return pairs * mpairs.repeat_interleave(video.shape[1] // mask.shape[0], 1), mpairs
+
+def _check_mask(mask, video) -> Tensor:
+    "`mask` `(T,H,W)` or `(Cm,T,H,W)` of 0/1 for `video` `(1,C,T,H,W)`, as a float `(Cm,T,H,W)`."
     mask = torch.as_tensor(mask)
     if mask.ndim == 3: mask = mask[None]
-    C, _, H, W = video.shape[1:]
+    C, T, H, W = video.shape[1:]
     if mask.ndim != 4 or mask.shape[1:] != (T, H, W) or mask.shape[0] not in (1, C):
-        raise ValueError(f"mask must be (T,H,W)=({T},{H},{W}) or (C,T,H,W) with C in (1,{C}) to match video {tuple(video.shape)}, got shape {tuple(mask.shape)}")
+        raise ValueError(f"mask must be (T,H,W)=({T},{H},{W}) or (C,T,H,W) with C in (1,{C}) to match video "
+                         f"{tuple(video.shape)}, got shape {tuple(mask.shape)}")
     mask = mask.float()
     if not ((mask == 0) | (mask == 1)).all(): raise ValueError("mask must hold only 0 and 1 (1 = observed)")
-    mpairs = torch.stack([mask[:, :-1], mask[:, 1:]], 2).transpose(0, 1)
-    return pairs * mpairs.repeat_interleave(C // mask.shape[0], 1), mpairs
+    return mask
 
 # %% ../nbs/11_dvae.ipynb #33a6fa2b
 class DVAELoss(nn.Module):
-    "Negative ELBO (mean over the batch) + stationarity penalty when the model output has A and B; the terms are kept in `last`."
+    "Negative ELBO (batch mean) + stationarity penalty when the model output has A and B; the terms kept in `last`."
     def __init__(self, sigma2: float, lam: float = 100.0, nll: str = 'paper'):
         super().__init__()
         self.elbo, self.reg, self.last = NegELBO(sigma2, nll), StationarityRegularizer(lam), {}
@@ -241,35 +279,48 @@ class DVAELoss(nn.Module):
         self.last = dict(rec=rec.mean().detach(), kl=kl.mean().detach(), reg=reg.detach())
         return rec.mean() + kl.mean() + reg
 
+# %% ../nbs/11_dvae.ipynb #88c79a42
 class DVAELearner(Learner):
     "The shared Learner; the model takes the whole batch `(pair[, mask])`, the loss the output and the batch."
     def predict(self): self.preds = self.model(*self.batch)
     def get_loss(self): self.loss = self.loss_func(self.preds, *self.batch)
 
+# %% ../nbs/11_dvae.ipynb #7bc3721e
 def _terms(name): return lambda learn: learn.loss_func.last[name]
 
-def fit_dvae(model: nn.Module, pairs: Tensor, masks: Tensor | None = None, steps: int = 300, bs: int = 16, lr: float = 1e-3,
-             out=None, every: int | None = None, seed: int = 0, progress: bool = True, cbs=()) -> DVAELearner:
-    "Train a `DVAE` on frame pairs `(N,C,2,H,W)` (or a `StaticVAE` on frames `(N,C,1,H,W)`) for `steps` Adam steps; resumable from `out/checkpoint.pt`."
+def _fit_cbs(steps: int, out=None, every: int | None = None, progress: bool = True) -> list:
+    "`fit_dvae`'s callbacks: device, loss terms every ~steps/50, NaN stop, and a progress bar and checkpoint if asked."
+    terms = {k: _terms(k) for k in ('rec', 'kl', 'reg')}
+    cbs = [DeviceCB(), MetricsCB(every=max(1, min(steps // 50, 100)), **terms), NaNStopCB(every=25)]
+    if progress: cbs.append(ProgressCB(leave=False))
+    if out is not None:
+        cbs.append(CheckpointCB(Path(out) / 'checkpoint.pt', every=every or max(1, steps // 4), resume=True))
+    return cbs
+
+# %% ../nbs/11_dvae.ipynb #5ae7e9a9
+def fit_dvae(model: nn.Module, pairs: Tensor, masks: Tensor | None = None, steps: int = 300, bs: int = 16,
+             lr: float = 1e-3, out=None, every: int | None = None, seed: int = 0, progress: bool = True,
+             cbs=()) -> DVAELearner:
+    "Train a `DVAE` on pairs `(N,C,2,H,W)` or a `StaticVAE` on frames `(N,C,1,H,W)`; resumes from `out/checkpoint.pt`"
     check_video(pairs, 'pairs')
-    if masks is not None and masks.shape[0] != pairs.shape[0]: raise ValueError(f"masks must have one mask per pair ({pairs.shape[0]}), got shape {tuple(masks.shape)}")
+    if masks is not None and masks.shape[0] != pairs.shape[0]:
+        raise ValueError(f"masks must have one mask per pair ({pairs.shape[0]}), got shape {tuple(masks.shape)}")
     set_seed(seed)
     if isinstance(model, DVAE):
         model.start.copy_(pairs[:1])
         if masks is not None: model.start_mask.copy_(masks[:1])
-    dls = DataLoaders.from_tensors(*([pairs] if masks is None else [pairs, masks]), bs=min(bs, len(pairs)), valid_pct=0, seed=seed)
-    c = model.cfg
-    cb = [DeviceCB(), MetricsCB(every=max(1, min(steps // 50, 100)), rec=_terms('rec'), kl=_terms('kl'), reg=_terms('reg')), NaNStopCB(every=25)]
-    if progress: cb.append(ProgressCB(leave=False))
-    if out is not None: cb.append(CheckpointCB(Path(out) / 'checkpoint.pt', every=every or max(1, steps // 4), resume=True))
-    learn = DVAELearner(model, dls, DVAELoss(c.sigma2, c.lam, c.nll), lr=lr, cbs=cb + list(cbs), default_cbs=False)
+    data = [pairs] if masks is None else [pairs, masks]
+    dls = DataLoaders.from_tensors(*data, bs=min(bs, len(pairs)), valid_pct=0, seed=seed)
+    loss = DVAELoss(model.cfg.sigma2, model.cfg.lam, model.cfg.nll)
+    cbs = _fit_cbs(steps, out, every, progress) + list(cbs)
+    learn = DVAELearner(model, dls, loss, lr=lr, cbs=cbs, default_cbs=False)
     learn.fit(steps=steps)
     return learn
 
 # %% ../nbs/11_dvae.ipynb #b24a5720
 @torch.no_grad()
 def rollout(model, h0: Tensor, seed: int = 0):
-    "Yield frames `(1,C,H,W)` of h_{t+1} = A h_t + B v_t, v_t ~ N(0, I), y_t = decode(h_t) (eq. 9), forever, from `h0` `(1, n)`."
+    "Yield frames `(1,C,H,W)` of h_{t+1} = A h_t + B v_t, v_t ~ N(0, I), y_t = decode(h_t) (eq. 9) from `h0` `(1, n)`."
     was, is_module = getattr(model, 'training', False), isinstance(model, nn.Module)
     if is_module: model.eval()
     A, B = model.A.detach(), model.B.detach()
@@ -280,20 +331,24 @@ def rollout(model, h0: Tensor, seed: int = 0):
             yield model.decode(h)
             h = h @ A.T + torch.randn(h.shape, generator=g, device=h.device, dtype=h.dtype) @ B.T
     finally:
-        if is_module: model.train(was)             # no global names here: the generator may be closed at interpreter exit
+        if is_module: model.train(was)        # no global names here: the generator may be closed at interpreter exit
 
+# %% ../nbs/11_dvae.ipynb #f093535c
 def synthesize(model, frames: int, h0: Tensor | None = None, seed: int = 0) -> Tensor:
     "A synthesised video `(1,C,frames,H,W)` in [-1,1] from `h0` (default: the model's start state)."
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1: raise ValueError(f"frames must be a positive int, got {frames!r}")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"frames must be a positive int, got {frames!r}")
     h0 = model.start_state() if h0 is None else h0
     return torch.stack([f[0] for f in itertools.islice(rollout(model, h0, seed), frames)], 1)[None].clamp(-1, 1)
 
+# %% ../nbs/11_dvae.ipynb #524b2b10
 def var_report(A: Tensor, B: Tensor) -> dict:
-    "Stability numbers of a latent VAR: spectral radius of A, ||AA^T + BB^T - I||_F, and the stationary covariance error."
+    "Stability numbers of a latent VAR: spectral radius of A, ||AA^T + BB^T - I||_F and A's largest singular value."
     A, B = A.detach().double().cpu(), B.detach().double().cpu()
     rho = torch.linalg.eigvals(A).abs().max().item()
     res = torch.linalg.matrix_norm(A @ A.T + B @ B.T - torch.eye(len(A), dtype=A.dtype)).item()
-    return dict(spectral_radius=rho, stationarity_residual=res, max_singular_value=torch.linalg.matrix_norm(A, 2).item())
+    sv = torch.linalg.matrix_norm(A, 2).item()
+    return dict(spectral_radius=rho, stationarity_residual=res, max_singular_value=sv)
 
 # %% ../nbs/11_dvae.ipynb #c1e578cf
 def _clip_sv(A, hi=1.0):
@@ -305,6 +360,7 @@ def fit_var(h_prev: Tensor, h_next: Tensor):
     X = torch.linalg.lstsq(h_prev.double(), h_next.double()).solution      # h_prev @ X ~ h_next, A = X^T
     return _clip_sv(X.T).to(h_prev.dtype)
 
+# %% ../nbs/11_dvae.ipynb #a3e88bcb
 class LDS(nn.Module):
     "Doretto's linear dynamic texture: y_t = ybar + C h_t, h_{t+1} = A h_t + B v_t."
     def __init__(self, ybar, C, A, B, shape):
@@ -327,10 +383,14 @@ class LDS(nn.Module):
     def decode(self, h): return (self.ybar + h @ self.C.T).view(-1, *self.shape).clamp(-1, 1)
     def start_state(self, pair): return self.encode(pair[:1, :, 0])
 
+# %% ../nbs/11_dvae.ipynb #9f48900a
 class VAEVAR(nn.Module):
     "A static VAE's decoder driven by a VAR fitted afterwards on its encoder means."
     def __init__(self, vae: StaticVAE, A, B):
-        super().__init__(); self.vae = vae; self.register_buffer('A', A); self.register_buffer('B', B)
+        super().__init__()
+        self.vae = vae
+        self.register_buffer('A', A)
+        self.register_buffer('B', B)
     @classmethod
     @torch.no_grad()
     def fit(cls, vae: StaticVAE, pairs: Tensor, bs: int = 256):
@@ -344,7 +404,8 @@ class VAEVAR(nn.Module):
         return cls(vae, A, (U * s.clamp(min=0).sqrt()).to(A.dtype))
     def decode(self, h): return self.vae.decode(h)
     def start_state(self, pair):
-        self.vae.eval(); return self.vae.encode(pair[:1, :, :1].to(self.A.device))[0]
+        self.vae.eval()
+        return self.vae.encode(pair[:1, :, :1].to(self.A.device))[0]
 
 # %% ../nbs/11_dvae.ipynb #53a3c243
 class DigitClassifier(nn.Sequential):
@@ -353,14 +414,16 @@ class DigitClassifier(nn.Sequential):
         blk = lambda i, o: [nn.Conv2d(i, o, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2)]
         super().__init__(*blk(1, 16), *blk(16, 32), *blk(32, 64), nn.Flatten(), nn.Linear(64 * 16, 10))
 
-def train_digit_classifier(epochs: int = 2, bs: int = 128, lr: float = 2e-3, seed: int = 0, progress: bool = False) -> DigitClassifier:
+# %% ../nbs/11_dvae.ipynb #bec580b8
+def train_digit_classifier(epochs: int = 2, bs: int = 128, lr: float = 2e-3, seed: int = 0,
+                           progress: bool = False) -> DigitClassifier:
     "Train `DigitClassifier` on the real MNIST training split (32x32) with the shared Learner."
     from vidnb.data import mnist
     set_seed(seed)
     x, y = mnist('train', size=32)
     cbs = [DeviceCB(), MetricsCB()] + ([ProgressCB(leave=False)] if progress else [])
-    learn = Learner(DigitClassifier(), DataLoaders.from_tensors(x, y, bs=bs, valid_pct=0, seed=seed), F.cross_entropy, lr=lr,
-                    cbs=cbs, default_cbs=False)
+    dls = DataLoaders.from_tensors(x, y, bs=bs, valid_pct=0, seed=seed)
+    learn = Learner(DigitClassifier(), dls, F.cross_entropy, lr=lr, cbs=cbs, default_cbs=False)
     learn.fit(epochs)
     return learn.model.cpu().eval()
 
@@ -372,37 +435,44 @@ def digit_accuracy(clf: nn.Module, split: str = 'test') -> float:
     dev = next(clf.parameters()).device
     return torch.cat([clf(c.to(dev)).argmax(1).cpu() for c in x.split(1000)]).eq(y).float().mean().item()
 
+# %% ../nbs/11_dvae.ipynb #9d94f8a4
 def _classifier_paths():
     import vidnb
     repo = Path(vidnb.__file__).resolve().parent.parent / 'data' / 'mnist_digit_classifier.pt'
     return [repo, cache_dir('weights', create=False) / 'mnist_digit_classifier.pt']
 
+def _load_classifier(path) -> DigitClassifier:
+    m = DigitClassifier()
+    m.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    return m.eval()
+
+def _save_classifier(m: DigitClassifier, path) -> DigitClassifier:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as t: torch.save(m.state_dict(), t)
+    return m
+
 def digit_classifier(train_if_missing: bool = True) -> DigitClassifier:
     "The cached MNIST digit classifier (repository `data/`, then the vidnb cache); trained and cached if missing."
     for p in _classifier_paths():
-        if p.exists():
-            m = DigitClassifier(); m.load_state_dict(torch.load(p, map_location='cpu', weights_only=True)); return m.eval()
-    if not train_if_missing: raise FileNotFoundError(f"no cached digit classifier in {[str(p) for p in _classifier_paths()]}")
-    m = train_digit_classifier()
-    p = _classifier_paths()[1]; p.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(p) as t: torch.save(m.state_dict(), t)
-    return m
+        if p.exists(): return _load_classifier(p)
+    if not train_if_missing:
+        raise FileNotFoundError(f"no cached digit classifier in {[str(p) for p in _classifier_paths()]}")
+    return _save_classifier(train_digit_classifier(), _classifier_paths()[1])
 
 def save_digit_classifier(path=None) -> Path:
     "Train the classifier and save its weights (default: the repository's `data/mnist_digit_classifier.pt`)."
-    p = Path(path or _classifier_paths()[0]); p.parent.mkdir(parents=True, exist_ok=True)
-    m = train_digit_classifier()
-    with atomic_path(p) as t: torch.save(m.state_dict(), t)
-    return p
+    path = Path(path or _classifier_paths()[0])
+    _save_classifier(train_digit_classifier(), path)
+    return path
 
 # %% ../nbs/11_dvae.ipynb #551d8a77
 @torch.no_grad()
 def judge_sequence(clf: nn.Module, video: Tensor, order=(0, 1, 2, 3, 4), threshold: float = 0.9) -> dict:
-    "Fractions of in-order transitions, of recognisable frames (top probability >= threshold) and of in-order transitions between two recognisable frames, for gray videos `(B,1,T,32,32)`."
+    "Shares of in-order transitions, recognisable frames and in-order transitions of two recognisable frames."
     check_video(video, 'video', channels=1, size=32)
     dev = next(clf.parameters()).device
-    p = F.softmax(clf(video.transpose(1, 2).flatten(0, 1).to(dev)), 1).cpu().unflatten(0, video.shape[:1] + video.shape[2:3])
-    conf, lab = p.max(-1)                                                  # (B, T)
+    p = F.softmax(clf(video.transpose(1, 2).flatten(0, 1).to(dev)), 1).cpu()
+    conf, lab = p.unflatten(0, video.shape[:1] + video.shape[2:3]).max(-1)        # (B, T)
     nxt = torch.full((10,), -1, dtype=torch.long)
     nxt[torch.tensor(order)] = torch.tensor(order[1:] + order[:1])
     ok, sure = nxt[lab[:, :-1]] == lab[:, 1:], (conf[:, :-1] >= threshold) & (conf[:, 1:] >= threshold)
@@ -410,54 +480,104 @@ def judge_sequence(clf: nn.Module, video: Tensor, order=(0, 1, 2, 3, 4), thresho
                 in_order_recognisable=ok[sure].float().mean().item() if sure.any() else float('nan'),
                 recognisable_pairs=sure.float().mean().item(), labels=lab)
 
-# %% ../nbs/11_dvae.ipynb #d411f62b
-PRESETS = {   # training settings per preset (steps: an int, or 'E epochs'); the network sizes come from TABLE1
-    'smoke': dict(width=16, n_mc=1, bs=32, lr=3e-3, dvae_steps=3000, vae_steps=800, digits_frames=5000, synth=(10, 50),
-                  texture_size=32, texture_width=16, texture_steps=400, textures=('foliage',)),
-    'paper': dict(width=128, n_mc=128, bs=1, lr=1e-4, dvae_steps='51 epochs', vae_steps='51 epochs', digits_frames=10000,
-                  synth=(20, 100), texture_size=128, texture_width=128, texture_steps='50 epochs',
-                  textures=('foliage', 'pedestrians', 'car_window')),
+# %% ../nbs/11_dvae.ipynb #e64fb1a8
+@dataclass(frozen=True)
+class Budget:
+    "How long to train: `steps` optimiser steps or `epochs` passes over the training examples (exactly one given)."
+    steps: int | None = None
+    epochs: int | None = None
+
+    def __post_init__(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(f"Budget needs exactly one of steps and epochs, got steps={self.steps!r}, "
+                             f"epochs={self.epochs!r}")
+        _check_positive_int(self, 'steps' if self.epochs is None else 'epochs')
+    def steps_for(self, n: int, bs: int) -> int:
+        "Optimiser steps for `n` training examples in batches of `bs`."
+        return self.steps if self.steps is not None else math.ceil(self.epochs * n / bs)
+    def __str__(self): return f'{self.steps} steps' if self.steps is not None else f'{self.epochs} epochs'
+
+# %% ../nbs/11_dvae.ipynb #d533bf7c
+TEXTURES = {   # name: (clip in vidnb.data.CLIPS, first frame, step, frames, square crop (top, left, side) or None)
+    'foliage': ('foliage', 0, 1, 54, None),                     # None: the centre square
+    'pedestrians': ('pedestrians', 0, 2, 54, (60, 300, 288)),   # crops in source pixels
+    'car_window': ('carphone', 0, 2, 54, (48, 140, 36)),
 }
 
-def _check_preset(preset, **over):
-    "The settings of `preset`, with any of its keys overridden by `over`."
-    if preset not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
-    bad = set(over) - set(PRESETS[preset])
-    if bad: raise ValueError(f"overrides must be preset keys {sorted(PRESETS[preset])}, got {sorted(bad)}")
-    return dict(PRESETS[preset], **{k: v for k, v in over.items() if v is not None})
+# %% ../nbs/11_dvae.ipynb #2b210727
+@dataclass(frozen=True)
+class DVAEPreset:
+    "Every size, step count and sample count of the chapter's experiments (the network shapes are `TABLE1`'s)."
+    width: int                 # DCGAN d of the digit networks (128 in the paper)
+    n_mc: int                  # Monte Carlo samples per pair
+    bs: int                    # pairs per Adam step
+    lr: float                  # Adam learning rate
+    dvae_budget: Budget        # DVAE training on the digit sequence
+    vae_budget: Budget         # static VAE (of VAE+VAR) training on the sequence's frames
+    digits_frames: int         # frames of the training digit sequence
+    synth_sequences: int       # synthesised sequences judged per model
+    synth_frames: int          # frames of each synthesised sequence
+    texture_size: int          # side of the texture frames
+    texture_width: int         # DCGAN d of the texture networks
+    texture_budget: Budget     # training of every texture model
+    textures: tuple            # names in TEXTURES
 
-def _steps(p, n_pairs, key):
-    "Training steps of a preset: a fixed number (smoke) or `epochs` over `n_pairs` pairs (paper)."
-    v = p[key]
-    return v if isinstance(v, int) else math.ceil(float(v[:-6]) * n_pairs / p['bs'])
+    def __post_init__(self):
+        for k in ('width', 'n_mc', 'bs', 'digits_frames', 'synth_sequences', 'synth_frames', 'texture_size',
+                  'texture_width'): _check_positive_int(self, k)
+        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        for k in ('dvae_budget', 'vae_budget', 'texture_budget'):
+            v = getattr(self, k)
+            if not isinstance(v, Budget): raise ValueError(f"{k} must be a Budget, got {v!r}")
+        t = self.textures
+        object.__setattr__(self, 'textures', (t,) if isinstance(t, str) else tuple(t))
+        for t in self.textures:
+            if t not in TEXTURES: raise ValueError(f"textures must be names in {list(TEXTURES)}, got {t!r}")
 
-def train_digits(preset: str = 'smoke', seed: int = 0, progress: bool = True, **over) -> dict:
-    "Experiment 4.1 training: DVAE, static VAE (+VAR) and LDS on one MNIST 0-4 sequence; returns the models and timings. `over`: preset overrides."
+PRESETS = {
+    'smoke': DVAEPreset(width=16, n_mc=1, bs=32, lr=3e-3, dvae_budget=Budget(3000), vae_budget=Budget(800),
+                        digits_frames=5000, synth_sequences=10, synth_frames=50, texture_size=32, texture_width=16,
+                        texture_budget=Budget(400), textures=('foliage',)),
+    'paper': DVAEPreset(width=128, n_mc=128, bs=1, lr=1e-4, dvae_budget=Budget(epochs=51), vae_budget=Budget(epochs=51),
+                        digits_frames=10000, synth_sequences=20, synth_frames=100, texture_size=128, texture_width=128,
+                        texture_budget=Budget(epochs=50), textures=('foliage', 'pedestrians', 'car_window')),
+}
+
+# %% ../nbs/11_dvae.ipynb #09986d73
+def _fit_fresh(make, x: Tensor, budget: Budget, p: DVAEPreset, seed: int = 0, progress: bool = False,
+               masks: Tensor | None = None, out=None) -> DVAELearner:
+    "Seed, build a model with `make()` and train it on `x` for `budget` at the preset's batch size and learning rate."
+    set_seed(seed)
+    steps = budget.steps_for(len(x), p.bs)
+    return fit_dvae(make(), x, masks, steps=steps, bs=p.bs, lr=p.lr, out=out, seed=seed, progress=progress)
+
+# %% ../nbs/11_dvae.ipynb #d411f62b
+def train_digits(p: DVAEPreset, seed: int = 0, progress: bool = True) -> dict:
+    "Experiment 4.1 training: DVAE, static VAE (+VAR) and LDS on one MNIST 0-4 sequence; the models and timings."
     from vidnb.data import mnist_sequence
-    p = _check_preset(preset, **over)
-    seq = mnist_sequence(p['digits_frames'], split='train', seed=seed)
-    pairs, _ = frame_pairs(seq)
-    cfg = replace(TABLE1['mnist'], width=p['width'], n_mc=p['n_mc'])
-    res = dict(pairs=pairs, cfg=cfg)
-    t0 = time.perf_counter(); set_seed(seed)
-    res['dvae_learn'] = fit_dvae(DVAE(cfg), pairs, steps=_steps(p, len(pairs), 'dvae_steps'), bs=p['bs'], lr=p['lr'], seed=seed, progress=progress)
+    pairs, _ = frame_pairs(mnist_sequence(p.digits_frames, split='train', seed=seed))
+    cfg = replace(TABLE1['mnist'], width=p.width, n_mc=p.n_mc)
+    res, t0 = dict(pairs=pairs, cfg=cfg), time.perf_counter()
+    res['dvae_learn'] = _fit_fresh(lambda: DVAE(cfg), pairs, p.dvae_budget, p, seed, progress)
     res['dvae'], res['dvae_seconds'] = res['dvae_learn'].model.cpu().eval(), time.perf_counter() - t0
-    t0 = time.perf_counter(); set_seed(seed)
-    frames = pairs[:, :, :1]
-    res['vae_learn'] = fit_dvae(StaticVAE(cfg), frames, steps=_steps(p, len(frames), 'vae_steps'), bs=p['bs'], lr=p['lr'], seed=seed, progress=progress)
-    res['vaevar'] = VAEVAR.fit(res['vae_learn'].model.cpu(), pairs)
-    res['vae_seconds'] = time.perf_counter() - t0
-    t0 = time.perf_counter(); res['lds'] = LDS.fit(pairs, cfg.n); res['lds_seconds'] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res['vae_learn'] = _fit_fresh(lambda: StaticVAE(cfg), pairs[:, :, :1], p.vae_budget, p, seed, progress)
+    res['vaevar'], res['vae_seconds'] = VAEVAR.fit(res['vae_learn'].model.cpu(), pairs), time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res['lds'] = LDS.fit(pairs, cfg.n)
+    res['lds_seconds'] = time.perf_counter() - t0
     return res
 
+# %% ../nbs/11_dvae.ipynb #38f90a7e
 def synth_many(model, pairs: Tensor, n_seq: int, frames: int, seed: int = 0) -> Tensor:
     "`n_seq` synthesised videos `(n_seq,C,frames,H,W)`, each started from the encoder mean of a different real pair."
     idx = torch.linspace(0, len(pairs) - 1, n_seq).long()
-    return torch.cat([synthesize(model, frames, model.start_state(pairs[i:i + 1]), seed=seed + k) for k, i in enumerate(idx)])
+    starts = [model.start_state(pairs[i:i + 1]) for i in idx]
+    return torch.cat([synthesize(model, frames, h0, seed=seed + k) for k, h0 in enumerate(starts)])
 
 # %% ../nbs/11_dvae.ipynb #e033cb15
 def cycle_eigenvalue(A: Tensor, period: int = 5, tol: float = 18.0) -> dict:
-    "Modulus and angle (degrees) of A's largest eigenvalue turning by k*360/period degrees (+-tol) for some k: how strongly A carries a `period`-cycle (modulus 0 if none)."
+    "Modulus and angle (degrees) of A's largest eigenvalue turning by k*360/period degrees (+-tol), or modulus 0."
     ev = torch.linalg.eigvals(A.detach().double().cpu())
     ang = torch.rad2deg(torch.atan2(ev.imag, ev.real).abs())
     step = 360.0 / period
@@ -466,85 +586,102 @@ def cycle_eigenvalue(A: Tensor, period: int = 5, tol: float = 18.0) -> dict:
     z = ev[near][ev[near].abs().argmax()]
     return dict(modulus=z.abs().item(), angle_deg=abs(math.degrees(math.atan2(z.imag.item(), z.real.item()))))
 
+# %% ../nbs/11_dvae.ipynb #d5a54bed
+def latent_stability(models: dict) -> dict:
+    "Per model (name -> object with `A`, `B`): `var_report` and the 5-cycle eigenvalue (`cycle_`-prefixed)."
+    cycle = lambda A: {f'cycle_{k}': v for k, v in cycle_eigenvalue(A).items()}
+    return {name: dict(var_report(m.A, m.B), **cycle(m.A)) for name, m in models.items()}
+
 # %% ../nbs/11_dvae.ipynb #eea057db
 _JUDGED = ('in_order', 'recognisable', 'in_order_recognisable', 'recognisable_pairs')
 
 def digits_table(dig: dict, clf: nn.Module, n_seq: int = 10, frames: int = 50, seed: int = 0) -> tuple:
-    "Judge `n_seq` synthesised sequences of each model (and real test sequences): rows of in-order and recognisable fractions."
+    "Judge `n_seq` synthesised sequences of each model and real test sequences: (rows of `_JUDGED` shares, videos)."
     from vidnb.data import mnist_sequence
     vids = {'real MNIST sequence (test digits)': mnist_sequence(frames, n=n_seq, split='test', seed=seed + 1)}
     for name, key in (('DVAE', 'dvae'), ('VAE+VAR', 'vaevar'), ('LDS', 'lds')):
         vids[name] = synth_many(dig[key], dig['pairs'], n_seq, frames, seed)
-    rows = []
-    for name, v in vids.items():
-        j = judge_sequence(clf, v)
-        rows.append(dict(model=name, sequences=v.shape[0], frames=v.shape[2], **{k: j[k] for k in _JUDGED}))
+    judged = {name: judge_sequence(clf, v) for name, v in vids.items()}
+    rows = [dict(model=name, sequences=v.shape[0], frames=v.shape[2], **{k: judged[name][k] for k in _JUDGED})
+            for name, v in vids.items()]
     return rows, vids
 
-_PCT = {k: '{:.1%}' for k in _JUDGED}
+# %% ../nbs/11_dvae.ipynb #8fda239a
+def digits_figure(vids: dict):
+    "Frame strips of 15 consecutive frames of the first sequence of every video of `digits_table`, real first."
+    from vidnb.core import show_videos
+    return show_videos([v[:1, :, :15] for v in vids.values()], ['real'] + list(vids)[1:], n=15, figsize_per=0.8)
 
 # %% ../nbs/11_dvae.ipynb #1cd70c69
-TEXTURES = {   # name: (clip in vidnb.data.CLIPS, first frame, step, frames, square crop (top, left, side) in source pixels or None: centre square)
-    'foliage': ('foliage', 0, 1, 54, None),
-    'pedestrians': ('pedestrians', 0, 2, 54, (60, 300, 288)),
-    'car_window': ('carphone', 0, 2, 54, (48, 140, 36)),
-}
-
 def texture_video(size: int = 32, name: str = 'foliage') -> Tensor:
-    "The real dynamic texture `name` of `TEXTURES`, cut from a `vidnb.data` clip, square and resized: `(1,3,54,size,size)`."
+    "The real dynamic texture `name` of `TEXTURES`, cut from its clip, square and resized: `(1,3,54,size,size)`."
     from vidnb.data import clip, clip_path
     from vidnb.core import decode_frames, resize_frames_u8, video_from_uint8
     if name not in TEXTURES: raise ValueError(f"name must be one of {list(TEXTURES)}, got {name!r}")
     src, start, step, frames, crop = TEXTURES[name]
     if crop is None: return clip(src, frames, start=start, step=step, size=size, square=True)
     y, x, side = crop
-    a = torch.from_numpy(np.concatenate(list(decode_frames(clip_path(src), frames, start, step))))[:, y:y + side, x:x + side]
-    return video_from_uint8(resize_frames_u8(a.permute(0, 3, 1, 2).contiguous(), size).permute(0, 2, 3, 1))
+    a = torch.from_numpy(np.concatenate(list(decode_frames(clip_path(src), frames, start, step))))
+    a = a[:, y:y + side, x:x + side].permute(0, 3, 1, 2).contiguous()
+    return video_from_uint8(resize_frames_u8(a, size).permute(0, 2, 3, 1))
 
+# %% ../nbs/11_dvae.ipynb #22276ba8
 def make_mask(kind: str, video: Tensor, seed: int = 0) -> Tensor:
     "A mask `(Cm,T,H,W)` of 0/1 for `video` from a spec 'salt_pepper:0.5' or 'rect:0.5' (the fraction hidden)."
     from vidnb.physics import SaltPepperMask, RectangularMask
-    try: k, frac = kind.split(':'); frac = float(frac)
-    except ValueError: raise ValueError(f"mask must be 'salt_pepper:FRACTION' or 'rect:FRACTION', got {kind!r}") from None
+    bad = ValueError(f"mask must be 'salt_pepper:FRACTION' or 'rect:FRACTION', got {kind!r}")
+    k, _, frac = kind.partition(':')
+    try: frac = float(frac)
+    except ValueError: raise bad from None
     _, C, T, H, W = video.shape
-    if k == 'salt_pepper': op = SaltPepperMask(frac, T, (H, W), channels=C, seed=seed)
-    elif k == 'rect': op = RectangularMask(frac, T, (H, W), seed=seed)
-    else: raise ValueError(f"mask must be 'salt_pepper:FRACTION' or 'rect:FRACTION', got {kind!r}")
-    return op.mask.float()
+    if k == 'salt_pepper': return SaltPepperMask(frac, T, (H, W), channels=C, seed=seed).mask.float()
+    if k == 'rect': return RectangularMask(frac, T, (H, W), seed=seed).mask.float()
+    raise bad
 
-def train_texture(video: Tensor, preset: str = 'smoke', mask: Tensor | None = None, seed: int = 0, progress: bool = True,
-                  out=None, steps: int | None = None, **over) -> DVAELearner:
-    "Train a DVAE (table 1's texture settings, or the masked ones) on one video `(1,C,T,H,W)` with an optional mask."
-    p = _check_preset(preset, **over)
-    pairs, masks = frame_pairs(video, mask)
-    size = video.shape[-1]
-    base = TABLE1['texture'] if mask is None else (TABLE1['salt_pepper'] if mask.shape[0] > 1 else TABLE1['rect'])
+# %% ../nbs/11_dvae.ipynb #41839963
+def texture_config(size: int, channels: int, p: DVAEPreset, mask_channels: int = 0) -> DVAEConfig:
+    "Table 1's texture network (or its masked one) at frame side `size`, with the preset's width and samples."
+    base = TABLE1['texture'] if not mask_channels else TABLE1['salt_pepper' if mask_channels > 1 else 'rect']
     k = base.kernel if size >= base.size else 4
     L = int(round(math.log2(max(size // k, 1)))) + 1
-    cfg = replace(base, size=size, channels=video.shape[1], layers=L, kernel=k, width=p['texture_width'], n_mc=p['n_mc'],
-                  sigma2=base.sigma2 * (size / base.size) ** 2, mask_channels=0 if masks is None else masks.shape[1])
-    steps = steps or _steps(p, len(pairs), 'texture_steps')
-    set_seed(seed)
-    return fit_dvae(DVAE(cfg), pairs, masks, steps=steps, bs=p['bs'], lr=p['lr'], seed=seed, progress=progress, out=out)
+    return replace(base, size=size, channels=channels, layers=L, kernel=k, width=p.texture_width, n_mc=p.n_mc,
+                   sigma2=base.sigma2 * (size / base.size) ** 2, mask_channels=mask_channels)
+
+# %% ../nbs/11_dvae.ipynb #ee963b6c
+def train_texture(video: Tensor, p: DVAEPreset, mask: Tensor | None = None, seed: int = 0, progress: bool = True,
+                  out=None) -> DVAELearner:
+    "Train a DVAE (`texture_config`) on one video `(1,C,T,H,W)`, and its mask if given, for the preset's texture budget"
+    pairs, masks = frame_pairs(video, mask)
+    cfg = texture_config(video.shape[-1], video.shape[1], p, 0 if masks is None else masks.shape[1])
+    return _fit_fresh(lambda: DVAE(cfg), pairs, p.texture_budget, p, seed, progress, masks, out)
+
+# %% ../nbs/11_dvae.ipynb #2f69b1e9
+def texture_models(video: Tensor, p: DVAEPreset, seed: int = 0, progress: bool = False) -> dict:
+    "Table 2's models of one texture: DVAE (complete, 50% salt+pepper, 50% rectangle hidden), VAE+VAR and LDS."
+    fit = lambda mask=None: train_texture(video, p, mask, seed, progress=progress).model.cpu().eval()
+    models = {'DVAE': fit(), 'DVAE (50% salt+pepper)': fit(make_mask('salt_pepper:0.5', video, seed)),
+              'DVAE (50% rectangle)': fit(make_mask('rect:0.5', video, seed))}
+    pairs, _ = frame_pairs(video)
+    vae = _fit_fresh(lambda: StaticVAE(models['DVAE'].cfg), pairs[:, :, :1], p.texture_budget, p, seed, progress)
+    models['VAE+VAR'], models['LDS'] = VAEVAR.fit(vae.model.cpu(), pairs), LDS.fit(pairs, models['DVAE'].cfg.n)
+    return models
 
 # %% ../nbs/11_dvae.ipynb #96b02e54
 def texture_synth(models: dict, video: Tensor, frames: int | None = None, seed: int = 0) -> dict:
     "Synthesise `frames` (default: as many as the video has) from every model, started from the video's first pair."
     pair = frame_pairs(video)[0][:1]
-    T = frames or video.shape[2]
-    out = {}
-    for name, m in models.items():
-        h0 = m.start_state() if isinstance(m, DVAE) and m.cfg.mask_channels else m.start_state(pair)
-        out[name] = synthesize(m, T, h0, seed)
-    return out
+    start = lambda m: m.start_state() if isinstance(m, DVAE) and m.cfg.mask_channels else m.start_state(pair)
+    return {name: synthesize(m, frames or video.shape[2], start(m), seed) for name, m in models.items()}
 
+# %% ../nbs/11_dvae.ipynb #0df15f32
 def texture_scores(real: Tensor, synth: dict, fvd_too: bool = False, device=None, fid_too: bool = True) -> list:
-    "FID (and FVD) of every synthesised video against the real frames, with vidnb.metrics and the real networks (real statistics cached)."
+    "FID (and FVD) of every synthesised video against the real frames, with the real networks (real statistics cached)."
     from vidnb.metrics import fid, fvd, feature_net, SmallSampleWarning, FVDProtocol
     import warnings
     device = torch.device(device or default_device())
-    proto = FVDProtocol(real_clips='all', fake_clips='all')                  # every non-overlapping 16-frame clip, both sides
-    inc, i3d = (feature_net('inception', device) if fid_too else None), (feature_net('i3d', device) if fvd_too else None)
+    proto = FVDProtocol(real_clips='all', fake_clips='all')     # every non-overlapping 16-frame clip, both sides
+    inc = feature_net('inception', device) if fid_too else None
+    i3d = feature_net('i3d', device) if fvd_too else None
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', SmallSampleWarning)
@@ -555,29 +692,31 @@ def texture_scores(real: Tensor, synth: dict, fvd_too: bool = False, device=None
             rows.append(r)
     return rows
 
-def texture_experiment(name: str = 'foliage', preset: str = 'smoke', fvd_too: bool = True, seed: int = 0, progress: bool = False, **over) -> dict:
-    "Table 2 for one texture: DVAE (complete, 50% salt+pepper, 50% rectangle), VAE+VAR and LDS trained, synthesised and scored."
-    p = _check_preset(preset, **over)
+# %% ../nbs/11_dvae.ipynb #1b0762a4
+def texture_experiment(p: DVAEPreset, name: str = 'foliage', fvd_too: bool = True, seed: int = 0,
+                       progress: bool = False) -> dict:
+    "Table 2 for one texture: its video, `texture_models`, their synthesised videos, score rows and seconds."
     t0 = time.perf_counter()
-    tex = texture_video(p['texture_size'], name)
-    tp, _ = frame_pairs(tex)
-    steps = _steps(p, len(tp), 'texture_steps')
-    fit = lambda mask=None: train_texture(tex, preset, mask, seed, progress=progress, steps=steps, **over).model.cpu().eval()
-    models = {'DVAE': fit(), 'DVAE (50% salt+pepper)': fit(make_mask('salt_pepper:0.5', tex, seed)),
-              'DVAE (50% rectangle)': fit(make_mask('rect:0.5', tex, seed))}
-    set_seed(seed)
-    vae = fit_dvae(StaticVAE(models['DVAE'].cfg), tp[:, :, :1], steps=steps, bs=p['bs'], lr=p['lr'], seed=seed, progress=progress).model.cpu()
-    models['VAE+VAR'], models['LDS'] = VAEVAR.fit(vae, tp), LDS.fit(tp, models['DVAE'].cfg.n)
-    syn = texture_synth(models, tex, seed=seed)
-    rows = [dict(texture=name, **r) for r in texture_scores(tex, syn, fvd_too=fvd_too)]
-    return dict(video=tex, models=models, synth=syn, rows=rows, seconds=time.perf_counter() - t0)
+    video = texture_video(p.texture_size, name)
+    models = texture_models(video, p, seed, progress)
+    synth = texture_synth(models, video, seed=seed)
+    rows = [dict(texture=name, **r) for r in texture_scores(video, synth, fvd_too=fvd_too)]
+    return dict(video=video, models=models, synth=synth, rows=rows, seconds=time.perf_counter() - t0)
 
 # %% ../nbs/11_dvae.ipynb #16949b59
 TABLE2_PAPER = {   # texture: (LDS, STGCONV, DGM, DVAE) FID, the paper's table 2; None where it gives none
-    'Cows': (267.0, 311.2, None, 150.4), 'Flowing Water': (221.0, None, None, 163.9), 'Boiling Water': (154.7, None, None, 175.8),
-    'Sea': (108.9, None, None, 64.1), 'River': (238.4, 103.3, None, 110.1), 'Mountain Stream': (224.9, None, None, 216.2),
-    'Spring Water': (333.4, 233.3, None, 235.9), 'Fountain': (241.9, 271.9, None, 135.8), 'Waterfall': (381.4, 236.7, None, 336.1),
-    'Washing Machine': (115.1, None, None, 128.9), 'Flashing Lights': (191.0, 166.7, 257.8, 128.3), 'Fire Pot': (189.6, 172.2, 146.3, 124.9),
+    'Cows': (267.0, 311.2, None, 150.4),
+    'Flowing Water': (221.0, None, None, 163.9),
+    'Boiling Water': (154.7, None, None, 175.8),
+    'Sea': (108.9, None, None, 64.1),
+    'River': (238.4, 103.3, None, 110.1),
+    'Mountain Stream': (224.9, None, None, 216.2),
+    'Spring Water': (333.4, 233.3, None, 235.9),
+    'Fountain': (241.9, 271.9, None, 135.8),
+    'Waterfall': (381.4, 236.7, None, 336.1),
+    'Washing Machine': (115.1, None, None, 128.9),
+    'Flashing Lights': (191.0, 166.7, 257.8, 128.3),
+    'Fire Pot': (189.6, 172.2, 146.3, 124.9),
 }
 TABLE2_METHODS = ('LDS', 'STGConvNet', 'DGM', 'DVAE')
 
@@ -585,8 +724,9 @@ def paper_table2() -> list:
     "The paper's table 2 as report rows (one per texture, FID by method)."
     return [dict(texture=k, **dict(zip(TABLE2_METHODS, v))) for k, v in TABLE2_PAPER.items()]
 
+# %% ../nbs/11_dvae.ipynb #005f071c
 def dvae_beats_lds(rows: list, key: str = 'FID') -> tuple:
-    "(textures where the DVAE's FID is below the LDS's, textures with both) in table-2 rows: the paper's, or ours (model/texture/FID)."
+    "(textures where the DVAE's FID is below the LDS's, textures with both) in the paper's table-2 rows or ours."
     if rows and 'model' in rows[0]:
         by = {}
         for r in rows: by.setdefault(r['texture'], {})[r['model']] = r[key]
@@ -601,123 +741,181 @@ def load_dvae(path) -> DVAE:
     meta = ck.get('meta', {}) if isinstance(ck, dict) else {}
     sd = ck.get('model') if isinstance(ck, dict) else None
     if meta.get('model') != 'DVAE' or not isinstance(sd, dict) or '_extra_state' not in sd:
-        raise ValueError(f"checkpoint {str(path)!r} holds a {meta.get('model', 'unknown model')}, not a DVAE (train one with `vidnb dvae train`)")
+        raise ValueError(f"checkpoint {str(path)!r} holds a {meta.get('model', 'unknown model')}, not a DVAE "
+                         "(train one with `vidnb dvae train`)")
     m = DVAE(DVAEConfig(**sd['_extra_state']))
     check_model_state(m, sd, f'checkpoint {str(path)!r}', meta.get('model'))
     m.load_state_dict(sd)
     return m.eval()
 
-def write_frames(frames, path, fps: int = 10) -> Path:
-    "Stream an iterable of frames `(1,C,H,W)` in [-1,1] into an mp4 (H.264) one at a time, atomically; returns the path."
-    import av
+# %% ../nbs/11_dvae.ipynb #cf1209c8
+def _rgb_u8(f: Tensor) -> np.ndarray:
+    "A frame `(1,C,H,W)` in [-1,1] as `(H,W,3)` uint8 (gray repeated on three channels)."
     from vidnb.core import video_to_uint8
+    f = f.clamp(-1, 1)[:, :, None]
+    return video_to_uint8(f.expand(-1, 3, -1, -1, -1) if f.shape[1] == 1 else f)[0, 0]
+
+def _h264(c, fps: int, h: int, w: int):
+    "An H.264 stream of container `c` for frames of `h` x `w` (rounded up to even sides)."
+    s = c.add_stream('libx264', rate=fps)
+    s.pix_fmt, s.options = 'yuv420p', {'crf': '18'}
+    s.height, s.width = h + h % 2, w + w % 2
+    return s
+
+def write_frames(frames, path, fps: int = 10) -> Path:
+    "Stream an iterable of frames `(1,C,H,W)` in [-1,1] into an mp4 (H.264) one at a time, atomically; the path."
+    import av
     path = Path(path)
     if path.suffix.lower() != '.mp4': raise ValueError(f"out must be an .mp4 file, got {str(path)!r}")
     with atomic_path(path) as tmp, av.open(str(tmp), mode='w', format='mp4') as c:
         s = None
         for f in frames:
-            u = video_to_uint8(f.clamp(-1, 1)[:, :, None].expand(-1, 3, -1, -1, -1) if f.shape[1] == 1 else f.clamp(-1, 1)[:, :, None])[0, 0]
-            if s is None:
-                s = c.add_stream('libx264', rate=fps); s.pix_fmt = 'yuv420p'; s.options = {'crf': '18'}
-                s.height, s.width = u.shape[0] + u.shape[0] % 2, u.shape[1] + u.shape[1] % 2
+            u = _rgb_u8(f)
+            if s is None: s = _h264(c, fps, *u.shape[:2])
             u = np.pad(u, ((0, s.height - u.shape[0]), (0, s.width - u.shape[1]), (0, 0)), mode='edge')
             for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(u), format='rgb24')): c.mux(pkt)
         if s is None: raise ValueError("frames must not be empty")
         for pkt in s.encode(): c.mux(pkt)
     return path
 
-def _read_train_video(path, preset, frames=None, gray=False):
+# %% ../nbs/11_dvae.ipynb #93c99b20
+def _read_train_video(path, p: DVAEPreset, frames=None, gray=False) -> Tensor:
     from vidnb.data import read_frames
-    p = _check_preset(preset)
-    v = read_frames(path, frames=frames, size=p['texture_size'], square=True, gray=gray)
-    if v.shape[2] < 2: raise ValueError(f"video must have at least 2 frames to form a frame pair, got {v.shape[2]} in {path}")
+    v = read_frames(path, frames=frames, size=p.texture_size, square=True, gray=gray)
+    if v.shape[2] < 2:
+        raise ValueError(f"video must have at least 2 frames to form a frame pair, got {v.shape[2]} in {path}")
     return v
 
 def _parser():
-    ap = argparse.ArgumentParser(prog='vidnb dvae', description='Dynamic VAE (Sagel & Shen): train on a video, synthesise new frames.')
+    ap = argparse.ArgumentParser(prog='vidnb dvae',
+                                 description='Dynamic VAE (Sagel & Shen): train on a video, synthesise new frames.')
     sp = ap.add_subparsers(dest='cmd', required=True)
     t = sp.add_parser('train', help='train a DVAE on a video file (resumes from DIR/checkpoint.pt)')
-    t.add_argument('--video', required=True); t.add_argument('--out', required=True)
-    t.add_argument('--mask', default=None, help="salt_pepper:0.5 or rect:0.5 (train from the obstructed video, mask given)")
-    t.add_argument('--preset', default='smoke', choices=list(PRESETS)); t.add_argument('--frames', type=int, default=None)
-    t.add_argument('--steps', type=int, default=None); t.add_argument('--gray', action='store_true'); t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--video', required=True)
+    t.add_argument('--out', required=True)
+    t.add_argument('--mask', default=None,
+                   help="salt_pepper:0.5 or rect:0.5 (train from the obstructed video, mask given)")
+    t.add_argument('--preset', default='smoke', help=f"one of {', '.join(PRESETS)}: texture size, width and budget")
+    t.add_argument('--frames', type=int, default=None)
+    t.add_argument('--steps', type=int, default=None, help="training steps instead of the preset's texture budget")
+    t.add_argument('--gray', action='store_true')
+    t.add_argument('--seed', type=int, default=0)
     s = sp.add_parser('synthesize', help='synthesise N frames from a checkpoint into an mp4, one frame at a time')
-    s.add_argument('--checkpoint', required=True); s.add_argument('--frames', type=int, required=True)
-    s.add_argument('--out', required=True); s.add_argument('--fps', type=int, default=10); s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--checkpoint', required=True)
+    s.add_argument('--frames', type=int, required=True)
+    s.add_argument('--out', required=True)
+    s.add_argument('--fps', type=int, default=10)
+    s.add_argument('--seed', type=int, default=0)
     return ap
+
+# %% ../nbs/11_dvae.ipynb #01ae373f
+def _cli_train(a) -> dict:
+    "`vidnb dvae train`: train (or resume) a DVAE on a video file and write a preview; the run's numbers."
+    p = pick_preset(PRESETS, a.preset, texture_budget=Budget(a.steps) if a.steps else None)
+    v = _read_train_video(a.video, p, a.frames, a.gray)
+    mask = make_mask(a.mask, v, a.seed) if a.mask else None
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    learn = train_texture(v, p, mask, a.seed, progress=False, out=out)
+    m = learn.model.cpu().eval()
+    write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), 2 * v.shape[2]), out / 'preview.mp4')
+    last = {k: round(float(x), 4) for k, x in learn.history[-1].items()}
+    return dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(out / 'preview.mp4'),
+                **var_report(m.A, m.B), **last)
+
+def _cli_synthesize(a) -> dict:
+    "`vidnb dvae synthesize`: stream `a.frames` frames of a trained DVAE into an mp4."
+    if a.frames < 1: raise ValueError(f"frames must be a positive int, got {a.frames}")
+    m, t0 = load_dvae(a.checkpoint), time.perf_counter()
+    write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), a.frames), a.out, a.fps)
+    return dict(out=a.out, frames=a.frames, seconds=round(time.perf_counter() - t0, 2))
 
 def cli(argv=None) -> int:
     "`vidnb dvae train ...` / `vidnb dvae synthesize ...`; returns the exit code (2 with a message for bad input)."
     a = _parser().parse_args(argv)
-    try:
-        if a.cmd == 'train':
-            v = _read_train_video(a.video, a.preset, a.frames, a.gray)
-            mask = make_mask(a.mask, v, a.seed) if a.mask else None
-            out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-            learn = train_texture(v, a.preset, mask, a.seed, progress=False, out=out, steps=a.steps)
-            m = learn.model.cpu().eval()
-            write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), 2 * v.shape[2]), out / 'preview.mp4')
-            print(json.dumps(dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(out / 'preview.mp4'),
-                                  **var_report(m.A, m.B), **{k: round(float(x), 4) for k, x in learn.history[-1].items()})))
-        else:
-            if a.frames < 1: raise ValueError(f"frames must be a positive int, got {a.frames}")
-            m = load_dvae(a.checkpoint)
-            t0 = time.perf_counter()
-            write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), a.frames), a.out, a.fps)
-            print(json.dumps(dict(out=a.out, frames=a.frames, seconds=round(time.perf_counter() - t0, 2))))
+    try: print(json.dumps(_cli_train(a) if a.cmd == 'train' else _cli_synthesize(a)))
     except (ValueError, FileNotFoundError) as e:
-        print(f'vidnb dvae: {e}', file=sys.stderr); return 2
+        print(f'vidnb dvae: {e}', file=sys.stderr)
+        return 2
     return 0
 
 # %% ../nbs/11_dvae.ipynb #a88a8fa7
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig); return str(path)
+def _digits_report(r: Report, dig: dict, clf: nn.Module, p: DVAEPreset):
+    "Judge the trained digit models into `r`: experiment 4.1's table, its figure and the raw numbers."
+    r.results['classifier_accuracy'] = digit_accuracy(clf)
+    rows, vids = digits_table(dig, clf, p.synth_sequences, p.synth_frames)
+    r.add_table('Experiment 4.1: synthesised MNIST 0-4 sequences judged by a digit classifier', rows, fmt='.1%')
+    r.add_figure(digits_figure(vids), 'digits.png', 'MNIST 0-4, 15 consecutive frames: real sequence (test digits), '
+                 'then synthesised by DVAE, VAE+VAR, LDS')
+    history = [{k: h[k] for k in ('step', 'rec', 'kl', 'reg')} for h in dig['dvae_learn'].history]
+    seconds = dict(dvae_digits=dig['dvae_seconds'], vae_digits=dig['vae_seconds'])
+    r.results.update(digits=rows, dvae_history=history, seconds=seconds)
 
-def reproduce(preset: str = 'smoke', out=None, textures=None) -> dict:
-    "Experiment 4.1 (MNIST 0-4: in-order and recognisable fractions) and table 2 (FID, FVD) on the preset's textures (or `textures`); figures in `out`."
-    from vidnb.core import show_videos, write_video
-    p = _check_preset(preset)
-    textures = tuple(textures or p['textures'])
-    for t in textures:
-        if t not in TEXTURES: raise ValueError(f"textures must be names in {list(TEXTURES)}, got {t!r}")
-    out = Path(out) if out is not None else cache_dir('reproduce', 'dvae'); out.mkdir(parents=True, exist_ok=True)
-    dig = train_digits(preset, progress=False)
-    clf = digit_classifier()
-    acc = digit_accuracy(clf)
-    rows, vids = digits_table(dig, clf, *p['synth'])
-    figs = [dict(caption='MNIST 0-4, 15 consecutive frames: real sequence (test digits), then synthesised by DVAE, VAE+VAR, LDS',
-                 path=_save(show_videos([v[:1, :, :15] for v in vids.values()], ['real'] + list(vids)[1:], n=15, figsize_per=0.8), out / 'digits.png'))]
-    trows, tsec = [], {}
-    for name in textures:
-        ex = texture_experiment(name, preset)
-        trows += ex['rows']; tsec[name] = ex['seconds']
-        write_video(torch.cat([ex['video']] + list(ex['synth'].values()), 0), out / f'{name}.mp4', fps=8)
-        figs.append(dict(caption=f'{name}: real, then ' + ', '.join(ex['synth']), path=str(out / f'{name}.mp4')))
-    stab = {k: dict(var_report(m.A, m.B), **{f'cycle_{a}': b for a, b in cycle_eigenvalue(m.A).items()})
-            for k, m in [('DVAE (digits)', dig['dvae']), ('VAE+VAR (digits)', dig['vaevar']), ('LDS (digits)', dig['lds'])]}
-    d = stab['DVAE (digits)']
-    (won, n_tex), (paper_won, paper_n) = dvae_beats_lds(trows), dvae_beats_lds(paper_table2())
-    text = (f"Digit classifier (trained on real MNIST): test accuracy {acc:.2%}. DVAE trained {dig['dvae_learn'].train_iter} steps "
-            f"({dig['dvae_seconds']:.0f} s), static VAE {dig['vae_learn'].train_iter} steps; preset {preset!r}. "
-            f"DVAE: spectral radius of A {d['spectral_radius']:.3f}, ||AA^T+BB^T-I||_F = {d['stationarity_residual']:.4f}; "
-            f"its strongest eigenvalue turning by 72 or 144 degrees (+-18; a 5-cycle) has modulus {d['cycle_modulus']:.2f} "
-            f"at {d['cycle_angle_deg']:.0f} degrees. "
-            f"Table 2: the DVAE's FID is below the LDS's on {won} of {n_tex} of our textures; the paper reports "
+def _digits(r: Report, p: DVAEPreset) -> dict:
+    "Experiment 4.1 at preset `p` into `r`; the trained models."
+    dig = train_digits(p, progress=False)
+    _digits_report(r, dig, digit_classifier(), p)
+    return dig
+
+# %% ../nbs/11_dvae.ipynb #ea537609
+def _texture_video(r: Report, name: str, ex: dict):
+    "The real texture `name`, then every model's synthesis, side by side as one video of `r`."
+    videos = torch.cat([ex['video'], *ex['synth'].values()])
+    r.add_video(videos, f'{name}.mp4', f'{name}: real, then ' + ', '.join(ex['synth']), fps=8)
+
+def _textures(r: Report, p: DVAEPreset):
+    "Table 2 on the preset's textures into `r`: a video per texture, the table and the raw numbers."
+    rows, seconds = [], {}
+    for name in p.textures:
+        ex = texture_experiment(p, name)
+        rows, seconds[name] = rows + ex['rows'], ex['seconds']
+        _texture_video(r, name, ex)
+    r.add_table('Table 2: FID and FVD of synthesised textures vs their training frames', rows)
+    r.results.update(textures=rows, dvae_below_lds=list(dvae_beats_lds(rows)))
+    r.results.setdefault('seconds', {})['textures'] = seconds
+
+# %% ../nbs/11_dvae.ipynb #22bbd58c
+def _stability(r: Report, dig: dict):
+    "The latent VAR of each digit model into `r`: its table and the raw numbers."
+    models = {f'{k} (digits)': dig[key] for k, key in (('DVAE', 'dvae'), ('VAE+VAR', 'vaevar'), ('LDS', 'lds'))}
+    r.results['stability'] = latent_stability(models)
+    r.add_table('Latent VAR stability (digits)', [dict(model=k, **v) for k, v in r.results['stability'].items()])
+
+# %% ../nbs/11_dvae.ipynb #c08cf302
+def _digits_text(r: Report, dig: dict) -> str:
+    "Experiment 4.1 in words: the judge's accuracy, the training and the DVAE's learned dynamics."
+    d, acc = r.results['stability']['DVAE (digits)'], r.results['classifier_accuracy']
+    return (f"Digit classifier (trained on real MNIST): test accuracy {acc:.2%}. DVAE trained "
+            f"{dig['dvae_learn'].train_iter} steps ({dig['dvae_seconds']:.0f} s), static VAE "
+            f"{dig['vae_learn'].train_iter} steps; preset {r.preset!r}. DVAE: spectral radius of A "
+            f"{d['spectral_radius']:.3f}, ||AA^T+BB^T-I||_F = {d['stationarity_residual']:.4f}; "
+            f"its strongest eigenvalue turning by 72 or 144 degrees (+-18; a 5-cycle) has modulus "
+            f"{d['cycle_modulus']:.2f} at {d['cycle_angle_deg']:.0f} degrees. in_order_recognisable counts only "
+            "transitions between two frames the classifier reads with probability >= 0.9.")
+
+def _textures_text(r: Report, p: DVAEPreset) -> str:
+    "Table 2 in words: how often the DVAE beats the LDS, here and in the paper, and what our textures are."
+    (won, n), (paper_won, paper_n) = r.results['dvae_below_lds'], dvae_beats_lds(paper_table2())
+    clips = '; '.join(f'{t} = {TEXTURES[t][0]} clip, 54 frames' for t in p.textures)
+    return (f"Table 2: the DVAE's FID is below the LDS's on {won} of {n} of our textures; the paper reports "
             f"{paper_won} of {paper_n} on its DynTex textures (not available offline, so its values are listed apart). "
-            "in_order_recognisable counts only transitions between two frames the classifier reads with probability >= 0.9. "
-            "Textures: " + '; '.join(f'{n} = {TEXTURES[n][0]} clip, 54 frames' for n in textures) +
-            f", {p['texture_size']}x{p['texture_size']}; FID of synthesised frames against the training frames (real Inception), "
-            "FVD over every non-overlapping 16-frame clip (real I3D).")
-    return dict(title='Dynamic VAE (Sagel & Shen)', text=text,
-                tables=[dict(caption='Experiment 4.1: synthesised MNIST 0-4 sequences judged by a digit classifier', rows=rows),
-                        dict(caption='Table 2: FID and FVD of synthesised textures vs their training frames', rows=trows),
-                        dict(caption='Latent VAR stability (digits)', rows=[dict(model=k, **v) for k, v in stab.items()]),
-                        dict(caption="The paper's table 2 (FID on its DynTex textures; not the same clips as ours)", rows=paper_table2())],
-                figures=figs, results=dict(classifier_accuracy=acc, digits=rows, textures=trows, dvae_below_lds=[won, n_tex], stability=stab, preset=preset,
-                                           dvae_history=[{k: h[k] for k in ('step', 'rec', 'kl', 'reg')} for h in dig['dvae_learn'].history],
-                                           seconds=dict(dvae_digits=dig['dvae_seconds'], vae_digits=dig['vae_seconds'], textures=tsec)))
+            f"Textures: {clips}, {p.texture_size}x{p.texture_size}; FID of synthesised frames against the training "
+            "frames (real Inception), FVD over every non-overlapping 16-frame clip (real I3D).")
 
+# %% ../nbs/11_dvae.ipynb #ceaec29f
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
+    "Experiment 4.1 and table 2 at `preset` (`overrides`: DVAEPreset fields, e.g. `textures`); media in `out`."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('Dynamic VAE (Sagel & Shen)', chapter_folder(out, 'dvae'), preset)
+    r.results['preset'] = preset
+    dig = _digits(r, p)
+    _textures(r, p)
+    _stability(r, dig)
+    r.add_table("The paper's table 2 (FID on its DynTex textures; not the same clips as ours)", paper_table2())
+    r.add_text(_digits_text(r, dig), _textures_text(r, p))
+    return r
+
+# %% ../nbs/11_dvae.ipynb #91b30357
 def _rss_mb():
     "Current resident memory of this process in MB (Linux /proc; 0 where unavailable)."
     try: return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2 ** 20
@@ -730,33 +928,46 @@ def _peak_during(gen, n, every=50):
         if i % every == 0: peak = max(peak, _rss_mb() - base)
     return max(peak, _rss_mb() - base), time.perf_counter() - t0
 
-def bench(out: dict | None = None, synth_frames: int = 5, mem_frames=(1000, 10000)) -> dict:
-    "Training frame pairs/s, synthesis frames/s at 64 and 128 (table-1 networks), synthesis memory for 10,000 vs 1,000 frames."
-    out = {} if out is None else out
-    n_small, n_big = mem_frames
-    dev = default_device()
-    set_seed(0)
-    cfg = replace(TABLE1['mnist'], width=PRESETS['smoke']['width'], n_mc=1)
+# %% ../nbs/11_dvae.ipynb #4f252ea9
+def _train_speed(dev) -> dict:
+    "Training frame pairs per second of the `smoke` digit DVAE (32x32, one Monte Carlo sample, batches of 32)."
+    cfg = replace(TABLE1['mnist'], width=PRESETS['smoke'].width, n_mc=1)
     pairs = torch.rand(256, 1, 2, 32, 32) * 2 - 1
     fit_dvae(DVAE(cfg), pairs, steps=3, bs=32, progress=False)                    # warm up
-    t0 = time.perf_counter(); l = fit_dvae(DVAE(cfg), pairs, steps=20, bs=32, progress=False)
-    out['train_pairs_per_s'] = dict(value=20 * 32 / (time.perf_counter() - t0), config=f'mnist 32x32, width {cfg.width}, n_mc 1, batch 32', device=str(dev))
-    synth = {}
-    for name in ('cows', 'texture'):
-        c = TABLE1[name]
-        m = DVAE(c).to(dev).eval(); h0 = torch.zeros(1, c.n, device=dev)
-        n = synth_frames if dev.type == 'cpu' else 40 * synth_frames
-        _peak_during(rollout(m, h0), 2)
+    t0 = time.perf_counter()
+    fit_dvae(DVAE(cfg), pairs, steps=20, bs=32, progress=False)
+    return dict(value=20 * 32 / (time.perf_counter() - t0), config=f'mnist 32x32, width {cfg.width}, n_mc 1, batch 32',
+                device=str(dev))
+
+# %% ../nbs/11_dvae.ipynb #c30fc351
+def _synthesis_speed(dev, frames: int) -> dict:
+    "Synthesis frames per second of table 1's 64x64 and 128x128 networks at full width (`frames`, x40 on a GPU)."
+    res = {}
+    for c in (TABLE1['cows'], TABLE1['texture']):
+        m, h0 = DVAE(c).to(dev).eval(), torch.zeros(1, c.n, device=dev)
+        n = frames if dev.type == 'cpu' else 40 * frames
+        _peak_during(rollout(m, h0), 2)                                            # warm up
         _, s = _peak_during(rollout(m, h0), n)
-        synth[f'{c.size}x{c.size}'] = dict(frames_per_s=n / s, width=c.width, layers=c.layers, kernel=c.kernel)
-    out['synthesis'] = synth
-    m = DVAE(replace(TABLE1['mnist'], width=16)).eval(); h0 = torch.zeros(1, 10)
+        res[f'{c.size}x{c.size}'] = dict(frames_per_s=n / s, width=c.width, layers=c.layers, kernel=c.kernel)
+    return res
+
+# %% ../nbs/11_dvae.ipynb #d5a7bf98
+def _synthesis_memory(n_small: int, n_big: int) -> dict:
+    "Peak memory increase while streaming `n_small` and `n_big` frames of a narrow digit DVAE, and their ratio."
+    m, h0 = DVAE(replace(TABLE1['mnist'], width=16)).eval(), torch.zeros(1, 10)
+    _peak_during(rollout(m, h0), 10)                                               # warm up
     mem = {}
-    _peak_during(rollout(m, h0), 10)
     for n in (n_small, n_big):
         peak, s = _peak_during(rollout(m, h0), n)
         mem[f'frames_{n}'] = dict(peak_mb=peak, seconds=s, frames_per_s=n / s)
     a, b = mem[f'frames_{n_small}']['peak_mb'], mem[f'frames_{n_big}']['peak_mb']
-    out['memory'] = dict(**mem, ratio=(b + 1) / (a + 1), all_frames_in_memory_mb=n_big * 32 * 32 * 4 / 2 ** 20,
-                         note='peak increase of resident memory while streaming (ratio with +1 MB each), mnist 32x32, width 16')
-    return out
+    return dict(**mem, ratio=(b + 1) / (a + 1), all_frames_in_memory_mb=n_big * 32 * 32 * 4 / 2 ** 20,
+                note='peak increase of resident memory while streaming (ratio with +1 MB each), mnist 32x32, width 16')
+
+# %% ../nbs/11_dvae.ipynb #7ca5a3ed
+def bench(synth_frames: int = 5, mem_frames=(1000, 10000)) -> dict:
+    "Training pairs/s, synthesis frames/s at 64 and 128 (table-1 networks), synthesis memory of 10,000 vs 1,000 frames"
+    dev = default_device()
+    set_seed(0)
+    return dict(train_pairs_per_s=_train_speed(dev), synthesis=_synthesis_speed(dev, synth_frames),
+                memory=_synthesis_memory(*mem_frames))

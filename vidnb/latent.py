@@ -6,22 +6,22 @@ Docs: https://vidnb.github.io/vidnb/latent.html.md"""
 
 # %% ../nbs/03_latent.ipynb #ecfe2a94
 from __future__ import annotations
-import time
 from dataclasses import dataclass
 import torch
 from torch import Tensor
-from .core import check_tensor
+from .core import check_tensor, cache_dir, time_interleaved
+from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
-__all__ = ['low_rank_project', 'PCAFit', 'pca_fit', 'pca_project', 'embed_2d', 'plot_embedding', 'lerp', 'interpolate_codes',
-           'plot_linearisation', 'bench', 'reproduce']
+__all__ = ['PRESETS', 'low_rank_project', 'PCAFit', 'pca_fit', 'pca_project', 'embed_2d', 'plot_embedding', 'lerp',
+           'interpolate_codes', 'LatentPreset', 'plot_linearisation', 'reproduce', 'bench']
 
 # %% ../nbs/03_latent.ipynb #1689b529
 def _codes(Z, name='Z'):
-    "Check codes `(T,k)` or `(S,T,k)`; return them as `(S,T,k)` in the SVD's working dtype, and whether input was batched."
+    "Check codes `(T,k)` or `(S,T,k)`; return them as `(S,T,k)` in the SVD's working dtype, and if they were batched."
     if not isinstance(Z, Tensor) or Z.ndim not in (2, 3):
-        raise ValueError(f"{name} must be a code matrix (T, k) or a batch (S, T, k), got "
-                         f"{'shape ' + str(tuple(Z.shape)) if isinstance(Z, Tensor) else type(Z).__name__}")
+        got = 'shape ' + str(tuple(Z.shape)) if isinstance(Z, Tensor) else type(Z).__name__
+        raise ValueError(f"{name} must be a code matrix (T, k) or a batch (S, T, k), got {got}")
     check_tensor(Z, name)
     z = Z if Z.ndim == 3 else Z[None]
     wd = torch.float64 if z.device.type == 'cpu' or z.dtype == torch.float64 else torch.float32
@@ -32,6 +32,7 @@ def _rank(r, hi, why, name='r'):
         raise ValueError(f"{name} must be an int in [1, {hi}] ({why}), got {r!r}")
     return r
 
+# %% ../nbs/03_latent.ipynb #b94befd2
 def _rows(z, joint):
     "All codes as one matrix `(1, S*T, k)` if `joint`, else `(S, T, k)`."
     return z.reshape(1, -1, z.shape[-1]) if joint else z
@@ -43,10 +44,11 @@ def _back(m, z, Z, batched):
 
 # %% ../nbs/03_latent.ipynb #808a9723
 def low_rank_project(Z: Tensor, r: int, joint: bool = False) -> Tensor:
-    "Best rank-`r` approximation of each code matrix in `Z` (`(T,k)` or `(S,T,k)`), or of all codes together if `joint`."
+    "Best rank-`r` approximation of each code matrix of `Z` (`(T,k)` or `(S,T,k)`), or of all codes at once if `joint`."
     z, batched = _codes(Z)
     m = _rows(z, joint)
-    _rank(r, min(m.shape[-2:]), f"the rank of a {'(S*T)' if joint else 'T'} x k = {m.shape[-2]} x {m.shape[-1]} code matrix is at most {min(m.shape[-2:])}")
+    hi, rows = min(m.shape[-2:]), '(S*T)' if joint else 'T'
+    _rank(r, hi, f"the rank of a {rows} x k = {m.shape[-2]} x {m.shape[-1]} code matrix is at most {hi}")
     _, _, vh = torch.linalg.svd(m, full_matrices=False)
     v = vh[..., :r, :]
     return _back((m @ v.mT) @ v, z, Z, batched)
@@ -54,7 +56,7 @@ def low_rank_project(Z: Tensor, r: int, joint: bool = False) -> Tensor:
 # %% ../nbs/03_latent.ipynb #24fb7163
 @dataclass
 class PCAFit:
-    "A PCA of code matrices: `mean` `(S,1,k)`, `components` `(S,q,k)` (orthonormal rows), `coords` `(S,T,q)`, `singular_values` `(S,q)`."
+    "PCA of codes: `mean` `(S,1,k)`, orthonormal `components` `(S,q,k)`, `coords` `(S,T,q)`, `singular_values` `(S,q)`."
     mean: Tensor
     components: Tensor
     coords: Tensor
@@ -67,12 +69,13 @@ class PCAFit:
         return self.mean + coords @ self.components
 
 def pca_fit(Z: Tensor, q: int, joint: bool = False) -> PCAFit:
-    "PCA with `q` components of each code matrix in `Z` (`(T,k)` or `(S,T,k)`), or of all codes together if `joint`; `q=0` keeps the mean."
+    "PCA with `q` components of each code matrix of `Z` (`(T,k)` or `(S,T,k)`), or of all codes if `joint`."
     z, batched = _codes(Z)
     m = _rows(z, joint)
     hi = min(m.shape[-2] - 1, m.shape[-1])
     if isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= hi:
-        raise ValueError(f"q must be an int in [0, {hi}] (centred {m.shape[-2]} x {m.shape[-1]} codes have rank at most {hi}), got {q!r}")
+        why = f"centred {m.shape[-2]} x {m.shape[-1]} codes have rank at most {hi}"
+        raise ValueError(f"q must be an int in [0, {hi}] ({why}), got {q!r}")
     mu = m.mean(-2, keepdim=True)
     _, s, vh = torch.linalg.svd(m - mu, full_matrices=False)
     v = vh[..., :q, :]
@@ -81,6 +84,7 @@ def pca_fit(Z: Tensor, q: int, joint: bool = False) -> PCAFit:
     parts = [t.to(Z.dtype) for t in (mu, v, (m - mu) @ v.mT, s[..., :q])]
     return PCAFit(*(parts if batched else [t[0] for t in parts]))
 
+# %% ../nbs/03_latent.ipynb #7daa670c
 def pca_project(Z: Tensor, r: int, joint: bool = False) -> Tensor:
     "Project codes onto `mean + (r-1)` principal components (a line for `r=2`), per sequence or `joint`ly."
     z, batched = _codes(Z)
@@ -101,13 +105,15 @@ def embed_2d(Z: Tensor, joint: bool = True) -> Tensor:
     out = c.reshape(*z.shape[:-1], 2)
     return out if batched else out[0]
 
+# %% ../nbs/03_latent.ipynb #fdb2dd47
 def plot_embedding(Z: Tensor, ax=None, fit: PCAFit | None = None, labels=None, annotate: bool = True, every: int = 1,
                    title: str | None = None, connect: bool = True, color=None):
-    "Scatter the 2-D PCA coordinates of codes `Z` (`(T,k)` or `(S,T,k)`), frame numbers as labels; `fit` fixes the axes."
+    "Scatter the 2-D PCA coordinates of codes `Z` (`(T,k)` or `(S,T,k)`) with frame numbers; `fit` fixes the axes."
     import matplotlib.pyplot as plt
     z, _ = _codes(Z)
     if fit is not None:
-        if fit.components.shape[-2] != 2: raise ValueError(f"fit must have 2 components, got {fit.components.shape[-2]}")
+        q = fit.components.shape[-2]
+        if q != 2: raise ValueError(f"fit must have 2 components, got {q}")
         xy = fit.transform(z.reshape(-1, z.shape[-1]).to(fit.mean.dtype)).reshape(*z.shape[:2], 2)
     else: xy = embed_2d(z, joint=True)
     xy = xy.detach().cpu().double().numpy()
@@ -116,9 +122,9 @@ def plot_embedding(Z: Tensor, ax=None, fit: PCAFit | None = None, labels=None, a
         lab = labels[i] if labels is not None else (f'sequence {i}' if len(xy) > 1 else None)
         c = ax.plot(p[:, 0], p[:, 1], '-' if connect else 'none', lw=.6, alpha=.5, color=color)[0].get_color()
         ax.scatter(p[:, 0], p[:, 1], s=14, color=c, label=lab)
-        if annotate:
-            for t in range(0, len(p), every): ax.annotate(str(t), p[t], fontsize=6, xytext=(2, 2), textcoords='offset points')
-    ax.set_xlabel('PC 1'); ax.set_ylabel('PC 2')
+        for t in range(0, len(p), every) if annotate else ():
+            ax.annotate(str(t), p[t], fontsize=6, xytext=(2, 2), textcoords='offset points')
+    ax.set(xlabel='PC 1', ylabel='PC 2')
     if title: ax.set_title(title, fontsize=9)
     if labels is not None or len(xy) > 1: ax.legend(fontsize=7)
     return ax
@@ -126,7 +132,8 @@ def plot_embedding(Z: Tensor, ax=None, fit: PCAFit | None = None, labels=None, a
 # %% ../nbs/03_latent.ipynb #3c315feb
 def lerp(a: Tensor, b: Tensor, w) -> Tensor:
     "`a + w (b - a)`; a 1-D `w` of `n` weights gives `n` codes, `(..., n, k)`."
-    check_tensor(a, 'a'); check_tensor(b, 'b')
+    check_tensor(a, 'a')
+    check_tensor(b, 'b')
     if a.shape != b.shape: raise ValueError(f"b must have the shape of a {tuple(a.shape)}, got {tuple(b.shape)}")
     w = torch.as_tensor(w, dtype=a.dtype, device=a.device)
     if w.ndim > 1: raise ValueError(f"w must be a number or a 1-D tensor of weights, got shape {tuple(w.shape)}")
@@ -134,18 +141,26 @@ def lerp(a: Tensor, b: Tensor, w) -> Tensor:
     if w.ndim == 0: return torch.lerp(a, b, w)
     return torch.lerp(a.unsqueeze(-2), b.unsqueeze(-2), w[:, None])
 
-def interpolate_codes(Z: Tensor, missing_idx) -> Tensor:
-    "Replace codes of the `missing_idx` frames (indices or bool mask `(T,)`) by linear interpolation between observed neighbours."
-    z, batched = _codes(Z)
-    T = z.shape[-2]
+# %% ../nbs/03_latent.ipynb #72d0f112
+def _missing_mask(missing_idx, T, device):
+    "The missing frames as a bool mask `(T,)`, from frame indices (negative: from the end) or a bool mask."
     idx = torch.as_tensor(missing_idx)
     if idx.dtype == torch.bool:
-        if idx.shape != (T,): raise ValueError(f"missing_idx must be frame indices or a bool mask of shape ({T},), got shape {tuple(idx.shape)}")
-        miss = idx.to(z.device)
-    else:
-        if idx.is_floating_point() or idx.ndim > 1 or ((idx < -T) | (idx >= T)).any():
-            raise ValueError(f"missing_idx must be frame indices in [-{T}, {T}) or a bool mask, got {missing_idx!r}")
-        miss = torch.zeros(T, dtype=torch.bool, device=z.device); miss[idx.to(z.device).long() % T] = True
+        if idx.shape != (T,):
+            raise ValueError(f"missing_idx must be frame indices or a bool mask of shape ({T},), "
+                             f"got shape {tuple(idx.shape)}")
+        return idx.to(device)
+    if idx.is_floating_point() or idx.ndim > 1 or ((idx < -T) | (idx >= T)).any():
+        raise ValueError(f"missing_idx must be frame indices in [-{T}, {T}) or a bool mask, got {missing_idx!r}")
+    miss = torch.zeros(T, dtype=torch.bool, device=device)
+    miss[idx.to(device).long() % T] = True
+    return miss
+
+def interpolate_codes(Z: Tensor, missing_idx) -> Tensor:
+    "Replace the codes of the `missing_idx` frames (indices or bool mask `(T,)`) by interpolating observed neighbours."
+    z, batched = _codes(Z)
+    T = z.shape[-2]
+    miss = _missing_mask(missing_idx, T, z.device)
     if miss.all(): raise ValueError(f"missing_idx must leave at least one observed frame, got all {T} missing")
     t = torch.arange(T, device=z.device)
     prev = torch.where(miss, -1, t).cummax(0).values                          # last observed frame <= t
@@ -155,17 +170,31 @@ def interpolate_codes(Z: Tensor, missing_idx) -> Tensor:
     out = torch.lerp(z[:, lo], z[:, hi], w[:, None])
     return out.to(Z.dtype) if batched else out[0].to(Z.dtype)
 
+# %% ../nbs/03_latent.ipynb #ecf23ac8
+@dataclass(frozen=True)
+class LatentPreset:
+    "Sizes of the latent report: the trajectory of the figure and the code matrices checked against numpy / sklearn."
+    frames: int = 20                           # T of the trajectory
+    k: int = 32                                # its code dimension
+    rank: int = 2                              # the rank of its pca_project (2: a line)
+    missing: tuple = (10, 11, 12, 13, 14)      # its frames left out and interpolated
+    checks: tuple = ((1, 32, 32, 4), (1, 80, 256, 16), (10, 20, 32, 2), (1, 5, 64, 3))   # (S, T, k, r) per table row
+
+PRESETS = {'smoke': LatentPreset(), 'paper': LatentPreset()}   # the same: the report takes a second on a CPU
+
 # %% ../nbs/03_latent.ipynb #fff57802
 def _trajectory(T=20, k=32, seed=0):
     "A smooth code trajectory `(T, k)`: a drifting random walk with momentum (an illustration, not data)."
     g = torch.Generator().manual_seed(seed)
     v, steps = torch.randn(k, generator=g), []
     for _ in range(T):
-        v = 0.8 * v + 0.6 * torch.randn(k, generator=g); steps.append(v)
+        v = 0.8 * v + 0.6 * torch.randn(k, generator=g)
+        steps.append(v)
     return torch.stack(steps).cumsum(0) / k ** .5
 
+# %% ../nbs/03_latent.ipynb #2b3c8eb4
 def plot_linearisation(Z: Tensor, r: int = 2, missing=None, figsize=(8, 3.4)):
-    "Figure: codes `Z` `(T,k)` before and after `pca_project(Z, r)` in the original PCA axes; optionally interpolate `missing` frames."
+    "Figure: codes `Z` `(T,k)` before and after `pca_project(Z, r)` in their PCA axes, `missing` frames interpolated."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 2, figsize=figsize, sharex=True, sharey=True)
     fit = pca_fit(Z, 2)
@@ -180,64 +209,76 @@ def plot_linearisation(Z: Tensor, r: int = 2, missing=None, figsize=(8, 3.4)):
     return fig
 
 # %% ../nbs/03_latent.ipynb #5e9ceffe
-def _best(f, repeat=5):
-    f(); b = float('inf')
-    for _ in range(repeat):
-        t0 = time.perf_counter(); f(); b = min(b, time.perf_counter() - t0)
-    return b
-
-def _agreement(seed=0):
-    "Largest absolute differences of our projections from numpy.linalg.svd and sklearn PCA on random codes."
+def _numpy_low_rank(Z, r):
+    "The reference rank-`r` projection of numpy codes `(S,T,k)`: numpy's SVD."
     import numpy as np
+    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+    return (U[..., :r] * s[..., None, :r]) @ Vt[..., :r, :]
+
+def _sklearn_pca_project(z, r):
+    "The reference `pca_project` of numpy codes `(T,k)`: scikit-learn's PCA with `r-1` components."
     from sklearn.decomposition import PCA
-    g = torch.Generator().manual_seed(seed)
-    rows = []
-    for S, T, k, r in [(1, 32, 32, 4), (1, 80, 256, 16), (10, 20, 32, 2), (1, 5, 64, 3)]:
+    p = PCA(r - 1, svd_solver='full').fit(z)
+    return p.inverse_transform(p.transform(z))
+
+def _agreement(checks, seed=0) -> list:
+    "Largest absolute differences of our projections from numpy's SVD and sklearn's PCA for each `(S, T, k, r)`."
+    import numpy as np
+    g, rows = torch.Generator().manual_seed(seed), []
+    for S, T, k, r in checks:
         Z = torch.randn(S, T, k, dtype=torch.float64, generator=g)
-        U, s, Vt = np.linalg.svd(Z.numpy(), full_matrices=False)
-        ref = (U[..., :r] * s[..., None, :r]) @ Vt[..., :r, :]
-        ref_pca = np.stack([(lambda p: p.inverse_transform(p.transform(z)))(PCA(r - 1, svd_solver='full').fit(z)) for z in Z.numpy()])
+        svd, pca = _numpy_low_rank(Z.numpy(), r), np.stack([_sklearn_pca_project(z, r) for z in Z.numpy()])
         rows.append({'S x T x k': f'{S} x {T} x {k}', 'r': r,
-                     'low_rank_project vs numpy SVD': float(np.abs(low_rank_project(Z, r).numpy() - ref).max()),
-                     'pca_project vs sklearn PCA': float(np.abs(pca_project(Z, r).numpy() - ref_pca).max())})
+                     'low_rank_project vs numpy SVD': float(np.abs(low_rank_project(Z, r).numpy() - svd).max()),
+                     'pca_project vs sklearn PCA': float(np.abs(pca_project(Z, r).numpy() - pca).max())})
     return rows
 
-def bench(out: dict | None = None) -> dict:
-    "Time per call of `low_rank_project` / `pca_project` (batched torch) vs a numpy / sklearn loop over sequences."
-    import numpy as np
-    from sklearn.decomposition import PCA
-    res = {}
-    for S, T, k, r in [(1, 32, 32, 4), (1, 80, 256, 16), (10, 32, 32, 2)]:
-        Z = torch.randn(S, T, k); Zn = Z.numpy()
-        def np_svd():
-            U, s, Vt = np.linalg.svd(Zn, full_matrices=False); return (U[..., :r] * s[..., None, :r]) @ Vt[..., :r, :]
-        sk = lambda: [PCA(r - 1, svd_solver='full').fit(z).transform(z) for z in Zn]
-        t = {'low_rank_project_ms': _best(lambda: low_rank_project(Z, r)) * 1e3, 'numpy_svd_ms': _best(np_svd) * 1e3,
-             'pca_project_ms': _best(lambda: pca_project(Z, r)) * 1e3, 'sklearn_pca_loop_ms': _best(sk) * 1e3}
-        t['pca_speedup_vs_sklearn'] = t['sklearn_pca_loop_ms'] / t['pca_project_ms']
-        t['torch_svd_float32_ms'] = _best(lambda: torch.linalg.svd(Z, full_matrices=False), 2) * 1e3
-        t['torch_svd_float64_ms'] = _best(lambda: torch.linalg.svd(Z.double(), full_matrices=False), 2) * 1e3
-        res[f'S={S} T={T} k={k} r={r}'] = t
-    res = {'projection_times': res}
-    if out is not None: out.update(res)
-    return res
-
-def reproduce(preset: str = 'smoke', out=None) -> dict:
-    "The latent chapter's report: linearisation figure and agreement with numpy / scikit-learn (figure paths relative to `out`)."
-    import matplotlib.pyplot as plt
-    from pathlib import Path
-    from vidnb.core import cache_dir
-    if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    out = Path(out) if out is not None else cache_dir('reproduce', 'latent')
-    out.mkdir(parents=True, exist_ok=True)
-    Z = _trajectory(T=20, k=32)
-    fig = plot_linearisation(Z, 2, list(range(10, 15))); fig.savefig(out / 'latent_linearisation.png', dpi=80); plt.close(fig)
-    rows = _agreement()
+# %% ../nbs/03_latent.ipynb #527b6b0a
+def _linearisation(r: Report, p: LatentPreset) -> float:
+    "Add the figure of a trajectory before and after `pca_project(Z, p.rank)`; return the variance its line keeps."
+    Z, miss = _trajectory(p.frames, p.k), f'{p.missing[0]}-{p.missing[-1]}'
+    r.add_figure(plot_linearisation(Z, p.rank, list(p.missing)), 'latent_linearisation.png',
+                 f'a code trajectory before and after pca_project(Z, {p.rank}), frames {miss} interpolated')
     s = torch.linalg.svdvals(Z - Z.mean(0))
-    res = {'max_abs_diff_svd': max(r['low_rank_project vs numpy SVD'] for r in rows),
-           'max_abs_diff_pca': max(r['pca_project vs sklearn PCA'] for r in rows),
-           'trajectory_variance_on_line': (s[0] ** 2 / (s ** 2).sum()).item()}
-    return {'title': 'Latent: low-rank and PCA embeddings', 'text': 'Projections of code matrices checked against numpy.linalg.svd and sklearn PCA (float64); a code trajectory before and after the rank-2 PCA (line) projection, with frames 10-14 interpolated.',
-            'tables': [{'caption': 'Agreement with numpy / scikit-learn (max abs difference)', 'rows': rows}],
-            'figures': [{'caption': 'a code trajectory before and after pca_project(Z, 2), frames 10-14 interpolated', 'path': 'latent_linearisation.png'}],
-            'results': res}
+    return (s[0] ** 2 / (s ** 2).sum()).item()
+
+def _agreement_table(r: Report, p: LatentPreset) -> dict:
+    "Add the table of agreement with numpy / scikit-learn; return the largest differences."
+    rows = _agreement(p.checks)
+    r.add_table('Agreement with numpy / scikit-learn (max abs difference)', rows)
+    return {'max_abs_diff_svd': max(x['low_rank_project vs numpy SVD'] for x in rows),
+            'max_abs_diff_pca': max(x['pca_project vs sklearn PCA'] for x in rows)}
+
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
+    "The latent chapter's report: the linearisation figure and the agreement with numpy / scikit-learn."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('Latent: low-rank and PCA embeddings', chapter_folder(out, 'latent'), preset)
+    r.add_text("Projections of code matrices checked against numpy.linalg.svd and sklearn PCA (float64); a code "
+               f"trajectory before and after the rank-{p.rank} PCA (line) projection, with frames "
+               f"{p.missing[0]}-{p.missing[-1]} interpolated.")
+    on_line = _linearisation(r, p)
+    r.results = {**_agreement_table(r, p), 'trajectory_variance_on_line': on_line}
+    return r
+
+# %% ../nbs/03_latent.ipynb #0cde31f7
+def _ms(f, repeat=5):
+    "Milliseconds of the fastest of `repeat` calls of `f` on the CPU, after a warm-up call."
+    return min(time_interleaved([f], repeat, device='cpu')[0]) * 1e3
+
+def _projection_times(S, T, k, r) -> dict:
+    "Milliseconds per call of our projections, their references, and torch's SVD in float32 and float64."
+    Z = torch.randn(S, T, k)
+    Zn = Z.numpy()
+    t = {'low_rank_project_ms': _ms(lambda: low_rank_project(Z, r)),
+         'numpy_svd_ms': _ms(lambda: _numpy_low_rank(Zn, r)),
+         'pca_project_ms': _ms(lambda: pca_project(Z, r)),
+         'sklearn_pca_loop_ms': _ms(lambda: [_sklearn_pca_project(z, r) for z in Zn])}
+    t['pca_speedup_vs_sklearn'] = t['sklearn_pca_loop_ms'] / t['pca_project_ms']
+    t['torch_svd_float32_ms'] = _ms(lambda: torch.linalg.svd(Z, full_matrices=False), 2)
+    t['torch_svd_float64_ms'] = _ms(lambda: torch.linalg.svd(Z.double(), full_matrices=False), 2)
+    return t
+
+def bench() -> dict:
+    "Time per call of `low_rank_project` / `pca_project` (batched torch) vs numpy's SVD and a sklearn loop."
+    shapes = [(1, 32, 32, 4), (1, 80, 256, 16), (10, 32, 32, 2)]
+    return {'projection_times': {f'S={S} T={T} k={k} r={r}': _projection_times(S, T, k, r) for S, T, k, r in shapes}}

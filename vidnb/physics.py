@@ -1,4 +1,4 @@
-"""Measurement operators `y_t = A_t x_t + e_t` on videos: identity, Gaussian compressive sensing, missing pixels, rectangles, salt and pepper; noise as a separate object.
+"""Measurement operators `y_t = A_t x_t + e_t`: identity, Gaussian CS, missing pixels, rectangles, salt and pepper.
 
 Docs: https://vidnb.github.io/vidnb/physics.html.md"""
 
@@ -6,20 +6,24 @@ Docs: https://vidnb.github.io/vidnb/physics.html.md"""
 
 # %% ../nbs/02_physics.ipynb #aba6163a
 from __future__ import annotations
-import math, time
+import math
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .core import check_video, check_tensor
+from .core import check_video, check_tensor, cache_dir, default_device, time_interleaved
+from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
-__all__ = ['LinearOperator', 'Identity', 'GaussianCS', 'MaskOperator', 'MissingPixels', 'RectangularMask', 'SaltPepperMask',
-           'NoNoise', 'GaussianNoise', 'Physics', 'measure', 'operator_errors', 'operator_zoo', 'show_measurements',
-           'bench_operators', 'reproduce', 'bench']
+__all__ = ['OPERATOR_SPECS', 'PRESETS', 'LinearOperator', 'Identity', 'GaussianCS', 'MaskOperator', 'MissingPixels',
+           'RectangularMask', 'SaltPepperMask', 'NoNoise', 'GaussianNoise', 'Physics', 'measure', 'operator',
+           'operator_errors', 'operator_zoo', 'show_measurements', 'bench_operators', 'PhysicsPreset', 'reproduce',
+           'bench']
 
 # %% ../nbs/02_physics.ipynb #577f5b38
 def _pos_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
     return v
 
 def _size2(size, name='size'):
@@ -34,6 +38,7 @@ def _fraction(f, name='fraction'):
     if not 0 <= v < 1: raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
     return v
 
+# %% ../nbs/02_physics.ipynb #4a0754d4
 class LinearOperator(nn.Module):
     "A linear map `A` from videos `(B,C,T,H,W)` to measurements, with `A_adjoint` and `A_dagger`; `forward = A`."
     channels = frames = size = None  # what the input must have (None: anything)
@@ -57,7 +62,7 @@ class Identity(LinearOperator):
 
 # %% ../nbs/02_physics.ipynb #2d5cffb8
 class GaussianCS(LinearOperator):
-    "Compressive sensing: frame `t` flattened to `n = C*H*W` values is measured by its own `m x n` matrix with N(0, 1/m) entries."
+    "Compressive sensing: frame `t`, flattened to `n = C*H*W` values, is measured by its own `m x n` N(0, 1/m) matrix."
     def __init__(self, m: int, frames: int, size, channels: int = 1, seed: int = 0):
         super().__init__()
         self.frames, self.channels, self.size = _pos_int(frames, 'frames'), _pos_int(channels, 'channels'), _size2(size)
@@ -80,7 +85,8 @@ class GaussianCS(LinearOperator):
         "Check `y` is finite float measurements `(B, T, m)`."
         check_tensor(y, name, 3, f"measurements of shape (B, T={self.frames}, m={self.m})")
         if tuple(y.shape[1:]) != (self.frames, self.m):
-            raise ValueError(f"{name} must be measurements of shape (B, T={self.frames}, m={self.m}), got shape {tuple(y.shape)}")
+            raise ValueError(f"{name} must be measurements of shape (B, T={self.frames}, m={self.m}), "
+                             f"got shape {tuple(y.shape)}")
         return y
 
     def A_adjoint(self, y):
@@ -89,9 +95,10 @@ class GaussianCS(LinearOperator):
         return self._unflat(torch.matmul(a.mT, y.permute(1, 2, 0)).permute(2, 0, 1))
 
     def _gram_solver(self, dtype):
-        "Factor `G_t = A_t A_t^T` (all frames) once per device/dtype/version of `matrix`: Cholesky, or pinv if singular."
+        "Factor `G_t = A_t A_t^T` of all frames once per device/dtype/version of `matrix`: Cholesky (pinv if singular)."
         a = self.matrix
-        gd = torch.float64 if 2 * self.m > self.n else torch.promote_types(torch.promote_types(a.dtype, dtype), torch.float32)
+        work = torch.promote_types(torch.promote_types(a.dtype, dtype), torch.float32)
+        gd = torch.float64 if 2 * self.m > self.n else work
         key = (a.device, a.dtype, a._version, a.data_ptr(), gd)
         if self._cache is None or self._cache[0] != key:
             ag = a.to(gd)
@@ -110,7 +117,7 @@ class GaussianCS(LinearOperator):
 
 # %% ../nbs/02_physics.ipynb #e62244cb
 class MaskOperator(LinearOperator):
-    "Observe the values where `mask` is 1: `A = A^T = A^+ = diag(mask)`. `mask` is `(T,H,W)` (shared by channels) or `(C,T,H,W)`."
+    "Observe the values where `mask` is 1: `A = A^T = A^+ = diag(mask)`; `mask` is `(T,H,W)` or `(C,T,H,W)`."
     def __init__(self, mask: Tensor, name: str = 'mask'):
         super().__init__()
         mask = torch.as_tensor(mask)
@@ -132,20 +139,28 @@ class MaskOperator(LinearOperator):
 
 # %% ../nbs/02_physics.ipynb #b61947c3
 def _random_keep(lead, hw, fraction, gen):
-    "Boolean mask `(*lead, hw)` with exactly `round(fraction*hw)` False per row, at random positions (no loop over rows)."
+    "Boolean mask `(*lead, hw)`: exactly `round(fraction*hw)` False per row, at random places (no loop over rows)."
     k = round(fraction * hw)
     order = torch.rand(*lead, hw, generator=gen).argsort(-1)
     return torch.ones(*lead, hw, dtype=torch.bool).scatter_(-1, order[..., :k], False)
 
+# %% ../nbs/02_physics.ipynb #2c14a32f
+def _given_mask(mask, frames, size):
+    "Check a mask `(T,H,W)` given to `MissingPixels` against `frames` and `size` (None: any)."
+    m = torch.as_tensor(mask)
+    got = f'got shape {tuple(m.shape)}'
+    if m.ndim != 3: raise ValueError(f"mask must be (T, H, W) (one mask per frame, shared by channels), {got}")
+    if frames is not None and m.shape[0] != frames: raise ValueError(f"mask must have frames={frames} masks, {got}")
+    if size is not None and tuple(m.shape[1:]) != _size2(size):
+        raise ValueError(f"mask must have size={_size2(size)}, {got}")
+    return m
+
 class MissingPixels(MaskOperator):
-    "Inpainting: in each frame a `fraction` of the pixels (all channels) is missing; or a given `mask` `(T,H,W)`, 1 = observed."
-    def __init__(self, fraction: float | None = None, mask: Tensor | None = None, frames: int | None = None, size=None, seed: int = 0):
+    "Inpainting: a `fraction` of each frame's pixels (all channels) is missing, or given by `mask` `(T,H,W)` (1: seen)."
+    def __init__(self, fraction: float | None = None, mask: Tensor | None = None, frames: int | None = None,
+                 size=None, seed: int = 0):
         if (fraction is None) == (mask is None): raise ValueError("give exactly one of fraction and mask")
-        if mask is not None:
-            m = torch.as_tensor(mask)
-            if m.ndim != 3: raise ValueError(f"mask must be (T, H, W) (one mask per frame, shared by channels), got shape {tuple(m.shape)}")
-            if frames is not None and m.shape[0] != frames: raise ValueError(f"mask must have frames={frames} masks, got shape {tuple(m.shape)}")
-            if size is not None and tuple(m.shape[1:]) != _size2(size): raise ValueError(f"mask must have size={_size2(size)}, got shape {tuple(m.shape)}")
+        if mask is not None: m = _given_mask(mask, frames, size)
         else:
             fraction, T, (h, w) = _fraction(fraction), _pos_int(frames, 'frames'), _size2(size)
             m = _random_keep((T,), h * w, fraction, torch.Generator().manual_seed(seed)).reshape(T, h, w)
@@ -153,21 +168,27 @@ class MissingPixels(MaskOperator):
         self.fraction, self.seed = fraction, (seed if mask is None else None)
 
 # %% ../nbs/02_physics.ipynb #c006edaf
+def _rect_positions(T, H, W, h, w, position, seed):
+    "Top-left corners `(T, 2)` of an `h x w` rectangle in `H x W` frames: `position` checked, or random from `seed`."
+    if position is None:
+        g = torch.Generator().manual_seed(seed)
+        tops = torch.randint(0, H - h + 1, (T,), generator=g)
+        return torch.stack([tops, torch.randint(0, W - w + 1, (T,), generator=g)], 1)
+    pos = torch.as_tensor(position)
+    if pos.shape == (2,): pos = pos.expand(T, 2)
+    if pos.shape != (T, 2) or pos.is_floating_point():
+        raise ValueError(f"position must be (top, left) ints or a (T={T}, 2) int tensor, got {position!r}")
+    if (pos < 0).any() or (pos[:, 0] > H - h).any() or (pos[:, 1] > W - w).any():
+        raise ValueError(f"position must keep the {h}x{w} rectangle inside the {H}x{W} frame: "
+                         f"top <= {H - h}, left <= {W - w}, got {position!r}")
+    return pos
+
 class RectangularMask(MaskOperator):
-    "A missing rectangle covering `fraction` of each frame (frame's aspect ratio) at `position=(top, left)`, per-frame `(T,2)`, or random."
+    "A missing rectangle (`fraction` of the frame, same aspect) at `position=(top, left)`, per frame `(T,2)` or random."
     def __init__(self, fraction: float, frames: int, size, position=None, seed: int = 0):
         fraction, T, (H, W) = _fraction(fraction), _pos_int(frames, 'frames'), _size2(size)
         h, w = round(H * math.sqrt(fraction)), round(W * math.sqrt(fraction))
-        if position is None:
-            g = torch.Generator().manual_seed(seed)
-            pos = torch.stack([torch.randint(0, H - h + 1, (T,), generator=g), torch.randint(0, W - w + 1, (T,), generator=g)], 1)
-        else:
-            pos = torch.as_tensor(position)
-            if pos.shape == (2,): pos = pos.expand(T, 2)
-            if pos.shape != (T, 2) or pos.is_floating_point():
-                raise ValueError(f"position must be (top, left) ints or a (T={T}, 2) int tensor, got {position!r}")
-            if (pos < 0).any() or (pos[:, 0] > H - h).any() or (pos[:, 1] > W - w).any():
-                raise ValueError(f"position must keep the {h}x{w} rectangle inside the {H}x{W} frame: top <= {H - h}, left <= {W - w}, got {position!r}")
+        pos = _rect_positions(T, H, W, h, w, position, seed)
         rows, cols = torch.arange(H)[None, :, None], torch.arange(W)[None, None, :]
         top, left = pos[:, 0, None, None], pos[:, 1, None, None]
         hole = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
@@ -177,10 +198,10 @@ class RectangularMask(MaskOperator):
 
 # %% ../nbs/02_physics.ipynb #692f387f
 class SaltPepperMask(MaskOperator):
-    "Impulse noise on a `fraction` of the values (each channel independently); `A` keeps the clean ones, `corrupt` adds the impulses."
+    "Impulse noise on a `fraction` of the values (channels apart): `A` keeps the clean ones, `corrupt` adds impulses."
     def __init__(self, fraction: float, frames: int, size, channels: int = 1, seed: int = 0):
-        fraction, T, (H, W), C = _fraction(fraction), _pos_int(frames, 'frames'), _size2(size), _pos_int(channels, 'channels')
-        g = torch.Generator().manual_seed(seed)
+        fraction, T, (H, W) = _fraction(fraction), _pos_int(frames, 'frames'), _size2(size)
+        C, g = _pos_int(channels, 'channels'), torch.Generator().manual_seed(seed)
         super().__init__(_random_keep((C, T), H * W, fraction, g).reshape(C, T, H, W))
         self.fraction, self.seed = fraction, seed
         self.register_buffer('salt', torch.rand(C, T, H, W, generator=g) < 0.5)
@@ -224,8 +245,9 @@ class GaussianNoise(nn.Module):
         for k, s in state.items(): self._gen(k).set_state(s)
     def extra_repr(self): return f'sigma={self.sigma}, seed={self.seed}'
 
+# %% ../nbs/02_physics.ipynb #10ad541b
 class Physics(nn.Module):
-    "The sensor `y = A x + e`: an operator `op` and a noise model (default `NoNoise`). `A`, `A_adjoint`, `A_dagger` are the operator's."
+    "The sensor `y = A x + e`: operator `op` and noise (default `NoNoise`); `A`, `A_adjoint`, `A_dagger` are `op`'s."
     def __init__(self, op: LinearOperator, noise: nn.Module | None = None):
         super().__init__()
         if not isinstance(op, LinearOperator): raise ValueError(f"op must be a LinearOperator, got {type(op).__name__}")
@@ -239,8 +261,36 @@ def measure(op: LinearOperator, noise: nn.Module | None, x: Tensor) -> Tensor:
     "Measure video `x` with operator `op` and `noise` (None for none): `y = A x + e`."
     return Physics(op, noise)(x)
 
+# %% ../nbs/02_physics.ipynb #e049b712
+OPERATOR_SPECS = "'identity', 'gaussian:M' or 'missing:FRACTION'"
+
+def _spec_number(spec, arg, kind, cast):
+    try: return cast(arg)
+    except ValueError: raise ValueError(f"operator must be {kind} with a number, got {spec!r}") from None
+
+def operator(spec, frames: int, size=64, channels: int = 1, seed: int = 0) -> LinearOperator:
+    "The operator named by `spec` (`OPERATOR_SPECS`) for videos `(B, channels, frames, size, size)`."
+    if isinstance(spec, LinearOperator): return spec
+    kind, _, arg = str(spec).partition(':')
+    if kind == 'identity' and not arg: return Identity()
+    if kind == 'gaussian':
+        m, n = _spec_number(spec, arg, "'gaussian:M'", int), channels * math.prod(_size2(size))
+        if not 1 <= m <= n:
+            raise ValueError(f"operator gaussian:M needs 1 <= M <= the pixel count C*H*W = {n} of a frame, got M={m}")
+        return GaussianCS(m, frames, size, channels, seed=seed)
+    if kind == 'missing':
+        f = _spec_number(spec, arg, "'missing:FRACTION'", float)
+        if not 0 <= f < 1: raise ValueError(f"operator missing:FRACTION needs a fraction in [0, 1), got {f}")
+        return MissingPixels(f, frames=frames, size=size, seed=seed)
+    raise ValueError(f"operator must be {OPERATOR_SPECS}, got {spec!r}")
+
 # %% ../nbs/02_physics.ipynb #71e70b3c
 def _dot(a, b): return (a * b).sum()
+
+def _rel(a, b):
+    "Relative difference `|a - b| / (|a| + |b|)` of two numbers (0-dim tensors), or of two tensors in norm."
+    size = torch.abs if a.ndim == 0 else torch.norm
+    return (size(a - b) / (size(a) + size(b)).clamp_min(1e-30)).item()
 
 def operator_errors(op: LinearOperator, x: Tensor, seed: int = 0) -> dict:
     "Relative errors of adjointness and the four Moore-Penrose conditions of `op`, using `x`'s shape and dtype."
@@ -248,129 +298,150 @@ def operator_errors(op: LinearOperator, x: Tensor, seed: int = 0) -> dict:
     rnd = lambda t: torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)
     A, At, Ad = op.A, op.A_adjoint, op.A_dagger
     x1, x2 = rnd(x), rnd(x)
-    ax = A(x1); y1, y2 = rnd(ax), rnd(ax)
-    rel = lambda a, b: ((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-30)).item() if a.ndim == 0 else \
-                       ((a - b).norm() / (a.norm() + b.norm()).clamp_min(1e-30)).item()
-    sym = lambda f, u, v: rel(_dot(f(u), v), _dot(u, f(v)))
-    return {'adjoint': rel(_dot(ax, y1), _dot(x1, At(y1))),
-            'A A+ A = A': rel(A(Ad(ax)), ax),
-            'A+ A A+ = A+': rel(Ad(A(Ad(y1))), Ad(y1)),
+    ax = A(x1)
+    y1, y2 = rnd(ax), rnd(ax)
+    sym = lambda f, u, v: _rel(_dot(f(u), v), _dot(u, f(v)))
+    return {'adjoint': _rel(_dot(ax, y1), _dot(x1, At(y1))),
+            'A A+ A = A': _rel(A(Ad(ax)), ax),
+            'A+ A A+ = A+': _rel(Ad(A(Ad(y1))), Ad(y1)),
             'A A+ symmetric': sym(lambda y: A(Ad(y)), y1, y2),
             'A+ A symmetric': sym(lambda v: Ad(A(v)), x1, x2)}
 
+# %% ../nbs/02_physics.ipynb #09988212
 def operator_zoo(channels: int = 3, frames: int = 4, size=16, cs_ratio: float = 0.25, seed: int = 0) -> dict:
     "One operator of every kind for videos `(B, channels, frames, *size)`, by name."
-    H, W = _size2(size); n = channels * H * W
+    H, W = _size2(size)
+    m = max(1, round(cs_ratio * channels * H * W))
     return {'Identity': Identity(),
-            'GaussianCS': GaussianCS(max(1, round(cs_ratio * n)), frames, size, channels, seed=seed),
+            'GaussianCS': GaussianCS(m, frames, size, channels, seed=seed),
             'MissingPixels': MissingPixels(0.8, frames=frames, size=size, seed=seed),
             'RectangularMask': RectangularMask(0.25, frames, size, seed=seed),
             'SaltPepperMask': SaltPepperMask(0.1, frames, size, channels, seed=seed)}
 
 # %% ../nbs/02_physics.ipynb #d9fa372f
 def _pan_video(frames=4, size=64, step=4):
-    "A real photograph (scikit-learn's `china.jpg`) seen by a camera panning right `step` pixels per frame: `(1,3,T,size,size)`."
+    "A camera panning right `step` pixels per frame over scikit-learn's photograph `china.jpg`: `(1,3,T,size,size)`."
     import importlib.util, numpy as np
     from PIL import Image
     p = Path(importlib.util.find_spec('sklearn').submodule_search_locations[0]) / 'datasets' / 'images' / 'china.jpg'
-    img = torch.from_numpy(np.asarray(Image.open(p).convert('RGB')).copy()).permute(2, 0, 1).float() / 127.5 - 1   # (3, 427, 640)
-    crop = 256
-    x = torch.stack([img[:, 100:100 + crop, 150 + t * step * 4: 150 + t * step * 4 + crop] for t in range(frames)], 1)
+    rgb = np.asarray(Image.open(p).convert('RGB')).copy()
+    img = torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1                 # (3, 427, 640)
+    crop, lefts = 256, [150 + t * step * 4 for t in range(frames)]
+    x = torch.stack([img[:, 100:100 + crop, c:c + crop] for c in lefts], 1)
     return torch.nn.functional.interpolate(x, size=(size, size), mode='area')[None].clamp(-1, 1)
 
+# %% ../nbs/02_physics.ipynb #eb703e8b
+def _psnr(xh, x):
+    "PSNR in dB with the GMLR peak (max - min of the ground truth), over the whole sequence."
+    return (20 * torch.log10((x.max() - x.min()) / ((xh - x) ** 2).mean().sqrt())).item()
+
+# %% ../nbs/02_physics.ipynb #f1d24c5c
 def _as_image(v):
     "A frame `(C,H,W)` for imshow, or a measurement vector as a square grey image, both mapped to [0,1]."
     if v.ndim == 1:
-        s = math.ceil(math.sqrt(v.numel())); v = torch.cat([v, v.new_zeros(s * s - v.numel())]).reshape(1, s, s)
+        s = math.ceil(math.sqrt(v.numel()))
+        v = torch.cat([v, v.new_zeros(s * s - v.numel())]).reshape(1, s, s)
         v = v / (3 * v.std().clamp_min(1e-8))
     v = ((v.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0)
     return v[..., 0] if v.shape[-1] == 1 else v
 
+def _imshow(ax, v):
+    ax.imshow(_as_image(v), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    ax.set_xticks([])
+    ax.set_yticks([])
+
 def show_measurements(x: Tensor, ops: dict, t: int = 0, noise: nn.Module | None = None, size_per: float = 1.5):
-    "Figure: for each operator (columns), frame `t` of video `x`, its measurement `y_t`, and `A_dagger(y)_t` with its PSNR."
+    "Figure: per operator (columns), frame `t` of video `x`, its measurement `y_t` and `A_dagger(y)_t` with its PSNR."
     import matplotlib.pyplot as plt
     x = check_video(x, 'x')[:1]
     fig, axs = plt.subplots(3, len(ops), figsize=(len(ops) * size_per, 3 * size_per + 0.3), squeeze=False)
     for col, (name, op) in zip(axs.T, ops.items()):
         y = measure(op, noise, x)
         xd = op.A_dagger(y)
-        ym = y[0, t] if y.ndim == 3 else y[0, :, t]
-        for ax, im in zip(col, (x[0, :, t], ym, xd[0, :, t])):
-            ax.imshow(_as_image(im), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); ax.set_xticks([]); ax.set_yticks([])
-        col[0].set_title(name, fontsize=9); col[2].set_xlabel(f'{_psnr(xd, x):.1f} dB', fontsize=8)
+        for ax, im in zip(col, (x[0, :, t], y[0, t] if y.ndim == 3 else y[0, :, t], xd[0, :, t])): _imshow(ax, im)
+        col[0].set_title(name, fontsize=9)
+        col[2].set_xlabel(f'{_psnr(xd, x):.1f} dB', fontsize=8)
     for ax, lab in zip(axs[:, 0], ('x_t', 'y_t', 'A+ y')): ax.set_ylabel(lab, fontsize=9)
     fig.tight_layout(pad=0.3)
     return fig
 
-def _psnr(xh, x):
-    "PSNR in dB with the GMLR peak (max - min of the ground truth), over the whole sequence."
-    return (20 * torch.log10((x.max() - x.min()) / ((xh - x) ** 2).mean().sqrt())).item()
-
 # %% ../nbs/02_physics.ipynb #2b1c3d81
-def _time(f, repeat=3):
-    f(); best = float('inf')
-    for _ in range(repeat):
-        t0 = time.perf_counter(); f(); best = min(best, time.perf_counter() - t0)
-    return best
+def _best_time(f, repeat, device):
+    "Seconds of the fastest of `repeat` calls of `f`, after a warm-up call (CUDA synchronised)."
+    return min(time_interleaved([f], repeat, device=device)[0])
+
+def _cs_rows(s, frames, channels, ratio, budget_mb):
+    "Gaussian CS rows `m` for `s x s` frames: `ratio * n`, capped so that the `frames` matrices fit in `budget_mb`."
+    n = channels * s * s
+    return max(1, min(round(ratio * n), int(budget_mb * 2**20 / (4 * frames * n))))
+
+def _operator_speeds(s, frames, channels, m, repeat, device) -> dict:
+    "Frames per second of `A` and `A_adjoint` of every operator for `s x s` frames; Gaussian CS with `m` rows."
+    n = channels * s * s
+    x, row = torch.randn(1, channels, frames, s, s, device=device), {}
+    for name, op in operator_zoo(channels, frames, s, cs_ratio=m / n).items():
+        op = op.to(device)
+        y = op(x)
+        ta, tt = _best_time(lambda: op.A(x), repeat, device), _best_time(lambda: op.A_adjoint(y), repeat, device)
+        row[name] = {'A': frames / ta, 'A_adjoint': frames / tt}
+        if name == 'GaussianCS': row[name].update(m=m, gflops_A=2 * m * n * frames / ta / 1e9)
+    return row
 
 @torch.no_grad()
-def bench_operators(sizes=(64, 256), frames: int = 8, channels: int = 1, cs_ratio: float = 0.1, cs_budget_mb: float = 128,
-                    repeat: int = 3, device=None, threads: int | None = None) -> dict:
-    "Frames per second of `A` and `A_adjoint` for every operator at each frame size (square), on `device` (CPU: with `threads`)."
-    from vidnb.core import default_device
-    device = torch.device(device or default_device())
-    old = torch.get_num_threads()
+def bench_operators(sizes=(64, 256), frames: int = 8, channels: int = 1, cs_ratio: float = 0.1,
+                    cs_budget_mb: float = 128, repeat: int = 3, device=None, threads: int | None = None) -> dict:
+    "Frames/s of `A` and `A_adjoint` of every operator at each (square) frame size on `device` (CPU: `threads`)."
+    device, old = torch.device(device or default_device()), torch.get_num_threads()
+    m = lambda s: _cs_rows(s, frames, channels, cs_ratio, cs_budget_mb)
     if threads: torch.set_num_threads(threads)
     try:
-        res = {}
-        for s in sizes:
-            n = channels * s * s
-            m = max(1, min(round(cs_ratio * n), int(cs_budget_mb * 2**20 / (4 * frames * n))))
-            zoo = operator_zoo(channels, frames, s, cs_ratio=m / n)
-            x = torch.randn(1, channels, frames, s, s, device=device)
-            sync = (lambda: torch.cuda.synchronize()) if device.type == 'cuda' else (lambda: None)
-            row = {}
-            for name, op in zoo.items():
-                op = op.to(device); y = op(x)
-                ta = _time(lambda: (op.A(x), sync()), repeat); tt = _time(lambda: (op.A_adjoint(y), sync()), repeat)
-                row[name] = {'A': frames / ta, 'A_adjoint': frames / tt}
-                if name == 'GaussianCS': row[name].update(m=m, gflops_A=2 * m * n * frames / ta / 1e9)
-            res[f'{s}x{s}'] = row
-        return {'device': str(device), 'threads': torch.get_num_threads(), 'frames': frames, 'channels': channels, 'frames_per_s': res}
+        res = {f'{s}x{s}': _operator_speeds(s, frames, channels, m(s), repeat, device) for s in sizes}
+        return {'device': str(device), 'threads': torch.get_num_threads(), 'frames': frames, 'channels': channels,
+                'frames_per_s': res}
     finally: torch.set_num_threads(old)
 
 # %% ../nbs/02_physics.ipynb #8e6cb262
-def reproduce(preset: str = 'smoke', out=None) -> dict:
-    "The physics chapter's report: the operator figure and the adjointness / pseudo-inverse error table."
-    import matplotlib.pyplot as plt
-    from vidnb.core import cache_dir
-    if preset not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {preset!r}")
-    out = Path(out) if out is not None else cache_dir('reproduce', 'physics')
-    out.mkdir(parents=True, exist_ok=True)
-    size, frames = (32, 4) if preset == 'smoke' else (64, 8)
-    v = _pan_video(frames, size)
-    n = 3 * size * size
-    zoo = operator_zoo(3, frames, size, cs_ratio=(1 / 8 if preset == 'smoke' else 1024 / n))
-    fig = show_measurements(v, zoo); p = out / 'physics_operators.png'; fig.savefig(p, dpi=80); plt.close(fig)
-    rows, results = [], {}
-    for name, op in zoo.items():
-        r = {'operator': name}
-        for dt in (torch.float32, torch.float64):
-            e = operator_errors(op.to(dt), torch.randn(2, 3, frames, size, size, dtype=dt))
-            r[f'max error {str(dt)[6:]}'] = max(e.values())
-        op.float()
-        ps = _psnr(op.A_dagger(op(v)), v)
-        r['PSNR of A+ y (dB)'] = ps if math.isfinite(ps) else None   # None: exact (JSON has no infinity)
-        rows.append(r); results[name] = {k: v_ for k, v_ in r.items() if k != 'operator'}
-    text = (f"Every operator at {size}x{size} RGB, {frames} frames, on a pan across a real photograph. "
-            "Errors are the largest relative error over adjointness and the four Moore-Penrose conditions.")
-    return {'title': 'Physics: measurement operators', 'text': text,
-            'tables': [{'caption': 'Adjointness and pseudo-inverse errors', 'rows': rows}],
-            'figures': [{'caption': 'frame, measurement and A+ y for each operator', 'path': p.name}],
-            'results': results}
+@dataclass(frozen=True)
+class PhysicsPreset:
+    "Sizes of the physics report: the RGB pan video and the Gaussian CS measurements per frame."
+    size: int = 32        # frame height and width
+    frames: int = 4
+    cs_m: int = 384       # Gaussian CS measurements per frame (n/8 of n = 3*32*32)
+    batch: int = 2        # random videos per adjointness / pseudo-inverse check
 
-def bench(out: dict | None = None) -> dict:
+PRESETS = {'smoke': PhysicsPreset(), 'paper': PhysicsPreset(size=64, frames=8, cs_m=1024)}
+
+# %% ../nbs/02_physics.ipynb #18b4ba48
+def _error_row(name, op, v, batch) -> dict:
+    "The largest relative error of `op` in float32 and float64 (on `batch` videos like `v`), and the PSNR of A+ A v."
+    row = {'operator': name}
+    for dt in (torch.float32, torch.float64):
+        errs = operator_errors(op.to(dt), torch.zeros(batch, *v.shape[1:], dtype=dt))
+        row[f'max error {str(dt)[6:]}'] = max(errs.values())
+    ps = _psnr(op.float().A_dagger(op(v)), v)
+    row['PSNR of A+ y (dB)'] = ps if math.isfinite(ps) else None   # None: exact (JSON has no infinity)
+    return row
+
+def _error_table(r: Report, p: PhysicsPreset, v, zoo) -> dict:
+    "Add the error table of every operator in `zoo` to `r`; return its numbers by operator."
+    rows = [_error_row(name, op, v, p.batch) for name, op in zoo.items()]
+    r.add_table('Adjointness and pseudo-inverse errors', rows)
+    return {row['operator']: {k: x for k, x in row.items() if k != 'operator'} for row in rows}
+
+# %% ../nbs/02_physics.ipynb #2aac245a
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
+    "The physics chapter's report: the operator figure and the adjointness / pseudo-inverse error table."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('Physics: measurement operators', chapter_folder(out, 'physics'), preset)
+    v, zoo = _pan_video(p.frames, p.size), operator_zoo(3, p.frames, p.size, cs_ratio=p.cs_m / (3 * p.size ** 2))
+    r.add_text(f"Every operator at {p.size}x{p.size} RGB, {p.frames} frames, on a pan across a real photograph. "
+               "Errors are the largest relative error over adjointness and the four Moore-Penrose conditions.")
+    r.add_figure(show_measurements(v, zoo), 'physics_operators.png', 'frame, measurement and A+ y for each operator')
+    r.results = _error_table(r, p, v, zoo)
+    return r
+
+# %% ../nbs/02_physics.ipynb #43307396
+def bench() -> dict:
     "Operator throughput (frames/s of A and A_adjoint) at 64x64 and 256x256, with torch's default threads and with one."
-    res = {'operators': bench_operators(sizes=(64, 256)), 'operators_1_thread': bench_operators(sizes=(64, 256), threads=1)}
-    if out is not None: out.update(res)
-    return res
+    return {'operators': bench_operators(sizes=(64, 256)),
+            'operators_1_thread': bench_operators(sizes=(64, 256), threads=1)}

@@ -1,4 +1,4 @@
-"""Spatial-temporal generative ConvNet (Xie, Zhu, Wu): an energy-based model of dynamic textures and sounds, sampled by Langevin dynamics and learned by analysis by synthesis.
+"""Spatial-temporal generative ConvNet (Xie, Zhu, Wu): an energy-based model of dynamic textures and sounds.
 
 Docs: https://vidnb.github.io/vidnb/stgconvnet.html.md"""
 
@@ -7,28 +7,29 @@ Docs: https://vidnb.github.io/vidnb/stgconvnet.html.md"""
 # %% ../nbs/13_stgconvnet.ipynb #dfcca938
 from __future__ import annotations
 import math, time, json, sys, argparse, warnings
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, replace
 from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, check_sound, set_seed, atomic_path, write_video, write_sound, time_interleaved
-from .learner import Learner, Callback, MetricsCB, ProgressCB, CheckpointCB, DataLoaders, load_checkpoint
+from .core import check_video, check_sound, set_seed, write_video, write_sound, time_interleaved
+from .learner import Learner, Callback, MetricsCB, ProgressCB, DeviceCB, CheckpointCB, DataLoaders, load_checkpoint
+from .report import chapter_folder, Report, pick_preset, save_figure
 
 # %% auto #0
-__all__ = ['PAPER_LAYERS', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged',
-           'check_chains', 'langevin', 'STGConfig', 'build_model', 'preset', 'join_init', 'GrowLayers', 'ExperimentCB',
-           'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel', 'spectral_distance',
-           'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture', 'pixel_noise',
-           'texture_fid', 'texture_synthesis', 'load_model_checkpoint', 'sample', 'write_signals', 'cli', 'reproduce',
-           'bench']
+__all__ = ['PAPER_LAYERS', 'PRESETS', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged',
+           'check_chains', 'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config', 'join_init', 'GrowLayers',
+           'ExperimentCB', 'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel',
+           'spectral_distance', 'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture',
+           'pixel_noise', 'texture_fid', 'texture_synthesis', 'load_model_checkpoint', 'sample', 'write_signals', 'cli',
+           'reproduce', 'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
-@dataclass
+@dataclass(frozen=True)
 class Layer:
-    "Eq. (1): `filters` filters of size `kernel` ((T,H,W) for video, (T,) for sound), sub-sampling `stride`; H, W = 'full': spatially fully connected."
+    "Eq. (1): `filters` filters of size `kernel` ((T,H,W) or (T,)), sub-sampling `stride`; 'full': fully connected."
     filters: int
     kernel: tuple
     stride: tuple
@@ -36,24 +37,32 @@ class Layer:
 
 def _out_len(n, k, s, p): return (n + 2 * p - k) // s + 1
 
+def _check_dims(i, l, shape):
+    if len(l.kernel) != len(shape) or len(l.stride) != len(shape):
+        raise ValueError(f"layers[{i}] must have a kernel and stride of {len(shape)} dims for input shape {shape}, "
+                         f"got kernel {l.kernel}, stride {l.stride}")
+
 def conv_shapes(layers, shape):
     "For input `shape` ((T,H,W) or (T,)): `[(kernel, stride, padding, output shape)]` of each layer, 'full' resolved."
     res, shape = [], tuple(shape)
     for i, l in enumerate(layers):
-        if len(l.kernel) != len(shape) or len(l.stride) != len(shape):
-            raise ValueError(f"layers[{i}] must have a kernel and stride of {len(shape)} dims for input shape {shape}, got kernel {l.kernel}, stride {l.stride}")
+        _check_dims(i, l, shape)
         k = tuple(n if kk == 'full' else kk for kk, n in zip(l.kernel, shape))
         p = tuple(l.padding) if l.padding is not None else tuple(0 if kk == 'full' else kk // 2 for kk in l.kernel)
         out = tuple(_out_len(n, kk, s, pp) for n, kk, s, pp in zip(shape, k, l.stride, p))
-        if min(out) < 1: raise ValueError(f"shape {shape} is too small for layers[{i}] (kernel {k}, stride {l.stride}): it would give {out}")
-        res.append((k, tuple(l.stride), p, out)); shape = out
+        if min(out) < 1:
+            raise ValueError(f"shape {shape} is too small for layers[{i}] (kernel {k}, stride {l.stride}): "
+                             f"it would give {out}")
+        res.append((k, tuple(l.stride), p, out))
+        shape = out
     return res
 
 # %% ../nbs/13_stgconvnet.ipynb #f7556fb4
 PAPER_LAYERS = {
-    'st': [Layer(60, (15, 15, 15), (3, 3, 3)), Layer(50, (5, 25, 25), (5, 5, 5)), Layer(25, (2, 3, 3), (2, 2, 2))],
-    'fc': [Layer(120, (7, 7, 7), (3, 3, 3)), Layer(30, (4, 'full', 'full'), (2, 1, 1), (2, 0, 0)), Layer(5, (2, 1, 1), (1, 1, 1), (1, 0, 0))],
-    'sound': [Layer(1000, (2000,), (500,))],
+    'st': (Layer(60, (15, 15, 15), (3, 3, 3)), Layer(50, (5, 25, 25), (5, 5, 5)), Layer(25, (2, 3, 3), (2, 2, 2))),
+    'fc': (Layer(120, (7, 7, 7), (3, 3, 3)), Layer(30, (4, 'full', 'full'), (2, 1, 1), (2, 0, 0)),
+           Layer(5, (2, 1, 1), (1, 1, 1), (1, 0, 0))),
+    'sound': (Layer(1000, (2000,), (500,)),),
 }
 
 # %% ../nbs/13_stgconvnet.ipynb #457f2a02
@@ -67,14 +76,18 @@ class STConvNet(nn.Module):
         self.convs, c = nn.ModuleList(), channels
         for l, (k, s, p, _) in zip(self.layers, conv_shapes(self.layers, self.shape)):
             conv = Conv(c, l.filters, k, s, p)
-            nn.init.normal_(conv.weight, std=init_std); nn.init.zeros_(conv.bias)
-            self.convs.append(conv); c = l.filters
+            nn.init.normal_(conv.weight, std=init_std)
+            nn.init.zeros_(conv.bias)
+            self.convs.append(conv)
+            c = l.filters
         self.depth = len(self.convs)
 
     def responses(self, I):
         "The maps F^(l) * I of eq. (1) for l = 1..depth."
         out = []
-        for conv in self.convs[:self.depth]: I = F.relu(conv(I)); out.append(I)
+        for conv in self.convs[:self.depth]:
+            I = F.relu(conv(I))
+            out.append(I)
         return out
 
     def forward(self, I):
@@ -83,18 +96,19 @@ class STConvNet(nn.Module):
 
 # %% ../nbs/13_stgconvnet.ipynb #fc7aad0a
 class GenerativeConvNet(nn.Module):
-    "p(I; w) = exp(f(I; w)) q(I) / Z(w) with q = N(0, sigma^2) (eqs. 2-4), on signals in model units I = scale*x - mean; holds `chains`."
+    "p(I; w) = exp(f(I; w)) q(I) / Z(w), q = N(0, sigma^2) (eqs. 2-4), on I = scale*x - mean; holds the `chains`."
     def __init__(self, net: STConvNet, sigma=1.0, scale=127.5, chains=1):
         super().__init__()
         self.net, self.sigma, self.scale = net, float(sigma), float(scale)
         c = net.convs[0].in_channels
         self.register_buffer('mean', torch.zeros(c))
-        self.register_buffer('chains', torch.zeros(chains, c, *net.shape))   # Algorithm 1, step 2: synthesised signals start at 0
+        self.register_buffer('chains', torch.zeros(chains, c, *net.shape))   # Algorithm 1, step 2: chains start at 0
 
     def _m(self, x): return self.mean.view(1, -1, *[1] * (x.ndim - 2))
     def fit_mean(self, x):
         "Mean subtraction: `mean` = the per-channel mean of `scale * x` over the observed `x`."
-        self.mean.copy_((x * self.scale).transpose(0, 1).flatten(1).mean(1)); return self
+        self.mean.copy_((x * self.scale).transpose(0, 1).flatten(1).mean(1))
+        return self
     def to_model(self, x): return x * self.scale - self._m(x)
     def from_model(self, I): return (I + self._m(I)) / self.scale
 
@@ -112,15 +126,19 @@ class GenerativeConvNet(nn.Module):
         return self.sigma ** 2 * self.B(I)
 
 # %% ../nbs/13_stgconvnet.ipynb #b4bfe8ae
+def _output_padding(g, conv, x):
+    "What `conv_transpose` must add to map `g` back to the size of `x` (the strides lose the remainder)."
+    full = [(o - 1) * s - 2 * p + k for o, s, p, k in zip(g.shape[2:], conv.stride, conv.padding, conv.kernel_size)]
+    return [n - f for n, f in zip(x.shape[2:], full)]
+
 def top_down(net: STConvNet, I):
-    "B_{w,delta(I)} computed as the paper describes it: top-down transposed convolutions gated by the activations delta."
+    "B_{w,delta(I)} as the paper describes it: top-down transposed convolutions gated by the activations delta."
     rs = net.responses(I)
     convT = {1: F.conv_transpose1d, 3: F.conv_transpose3d}[I.ndim - 2]
     g, ins = torch.ones_like(rs[-1]), [I] + rs[:-1]
     for conv, r, x in zip(reversed(net.convs[:net.depth]), reversed(rs), reversed(ins)):
         g = g * (r > 0)                                                   # delta^(l): which detectors are on
-        full = [(o - 1) * s - 2 * p + k for o, s, p, k in zip(g.shape[2:], conv.stride, conv.padding, conv.kernel_size)]
-        g = convT(g, conv.weight, None, conv.stride, conv.padding, [n - f for n, f in zip(x.shape[2:], full)])
+        g = convT(g, conv.weight, None, conv.stride, conv.padding, _output_padding(g, conv, x))
     return g
 
 # %% ../nbs/13_stgconvnet.ipynb #f9a9f5c3
@@ -128,15 +146,17 @@ class LangevinDiverged(RuntimeError):
     "Langevin chains blew up (NaN/inf or huge values): the step size is too large for the model."
 
 def check_chains(I, limit, step_size=None, where=''):
-    "Raise `LangevinDiverged` naming the chains of `I` that are not finite or exceed `limit` in absolute value; else return `I`."
+    "Raise `LangevinDiverged` naming the chains of `I` that are not finite or exceed `limit` (absolute value); else `I`"
     a = I.detach().flatten(1)
     bad = (~torch.isfinite(a)).any(1) | (a.abs().amax(1) > limit)
-    if bad.any():
-        idx, big = bad.nonzero().flatten().tolist(), a[bad].abs().nan_to_num(float('inf')).amax().item()
-        hint = f" The step size {step_size:g} is too large for this model: try a smaller step size (e.g. {step_size / 2:g}) or a smaller learning rate." if step_size else ''
-        raise LangevinDiverged(f"Langevin dynamics diverged{where}: chains {idx} of {len(a)} have NaN/inf or |I| > {limit:g} (largest |I| = {big:.3g}).{hint}")
-    return I
+    if not bad.any(): return I
+    idx, big = bad.nonzero().flatten().tolist(), a[bad].abs().nan_to_num(float('inf')).amax().item()
+    hint = (f" The step size {step_size:g} is too large for this model: try a smaller step size "
+            f"(e.g. {step_size / 2:g}) or a smaller learning rate.") if step_size else ''
+    raise LangevinDiverged(f"Langevin dynamics diverged{where}: chains {idx} of {len(a)} have NaN/inf or "
+                           f"|I| > {limit:g} (largest |I| = {big:.3g}).{hint}")
 
+# %% ../nbs/13_stgconvnet.ipynb #b65ce4d7
 def langevin(model: GenerativeConvNet, I, steps=10, step_size=0.3, limit=None, where=''):
     "`steps` steps of eq. (7) on every chain of `I` at once; raises `LangevinDiverged` if chains blow up."
     if not step_size > 0: raise ValueError(f"step_size must be positive, got {step_size!r}")
@@ -147,11 +167,11 @@ def langevin(model: GenerativeConvNet, I, steps=10, step_size=0.3, limit=None, w
     return check_chains(I.detach(), limit, step_size, where)
 
 # %% ../nbs/13_stgconvnet.ipynb #b94c20d0
-@dataclass
+@dataclass(frozen=True)
 class STGConfig:
     "One experiment: the architecture and its input size, the sampler (eq. 7) and Algorithm 1's settings."
     arch: str                     # 'st' (experiment 1), 'fc' (experiment 2) or 'sound' (experiment 3)
-    layers: list                  # [Layer, ...]
+    layers: tuple                 # (Layer, ...)
     shape: tuple                  # the observed signal: (T, H, W) for video, (T,) samples for sound
     channels: int = 3
     chains: int = 1               # M~: persistent Langevin chains
@@ -167,89 +187,115 @@ class STGConfig:
     sr: int = 11025               # sound sample rate (sound only)
     fps: float = 10.              # video frame rate for the files we write (video only)
 
+    def __post_init__(self):      # tuples all the way down: a config (and a preset holding it) cannot be changed
+        for k in ('layers', 'shape', 'lr_mult', 'grow'): object.__setattr__(self, k, tuple(getattr(self, k)))
     @property
     def kind(self): return 'sound' if len(self.shape) == 1 else 'video'
     def to_dict(self): return json.loads(json.dumps(asdict(self)))
     @classmethod
     def from_dict(cls, d):
-        d = dict(d); d['layers'] = [Layer(**{k: tuple(v) if isinstance(v, list) else v for k, v in l.items()}) for l in d['layers']]
-        return cls(**{k: tuple(v) if isinstance(v, list) and k != 'layers' else v for k, v in d.items()})
+        "The config `to_dict` gave (its lists become tuples again)."
+        tup = lambda v: tuple(v) if isinstance(v, list) else v
+        return cls(**{**d, 'layers': [Layer(**{k: tup(v) for k, v in l.items()}) for l in d['layers']]})
 
 def build_model(cfg: STGConfig) -> GenerativeConvNet:
     "The `GenerativeConvNet` of `cfg` (fresh weights, chains at 0)."
-    return GenerativeConvNet(STConvNet(cfg.layers, cfg.channels, cfg.shape, cfg.init_std), cfg.sigma, cfg.scale, cfg.chains)
+    net = STConvNet(cfg.layers, cfg.channels, cfg.shape, cfg.init_std)
+    return GenerativeConvNet(net, cfg.sigma, cfg.scale, cfg.chains)
 
 # %% ../nbs/13_stgconvnet.ipynb #2541b03b
+@dataclass(frozen=True)
+class STGPreset:
+    "Every size, step and sample count of the chapter: one `STGConfig` per architecture, and the runs around them."
+    st: STGConfig                 # experiment 1: conv in space and time, learned layer by layer (foliage)
+    fc: STGConfig                 # experiment 2: spatially fully connected layer 2, learned end to end (foliage)
+    sound: STGConfig              # experiment 3: 1-D filters (the tabla loop)
+    fresh_chains: int = 2         # new chains started at 0 under experiment 2's learned w ...
+    fresh_steps: int = 200        # ... and their Langevin steps
+    baseline_seeds: int = 3       # videos of each texture baseline (LDS, per-pixel noise) in the FID and FVD tables
+    fvd_frames: int = 16          # I3D clip length (at most the observed frames; I3D needs 9 or more)
+    floor_start: float = 3.0      # seconds into the tabla loop where the sound table's floor (another excerpt) starts
+
 _SMOKE_LAYERS = {
-    'st': [Layer(20, (7, 7, 7), (2, 3, 3)), Layer(20, (3, 5, 5), (2, 2, 2)), Layer(10, (2, 3, 3), (1, 1, 1))],
-    'fc': [Layer(30, (7, 7, 7), (3, 3, 3)), Layer(15, (4, 'full', 'full'), (2, 1, 1), (2, 0, 0)), Layer(5, (2, 1, 1), (1, 1, 1), (1, 0, 0))],
-    'sound': [Layer(128, (2000,), (500,))],   # the paper's filter length and stride, fewer filters
+    'st': (Layer(20, (7, 7, 7), (2, 3, 3)), Layer(20, (3, 5, 5), (2, 2, 2)), Layer(10, (2, 3, 3), (1, 1, 1))),
+    'fc': (Layer(30, (7, 7, 7), (3, 3, 3)), Layer(15, (4, 'full', 'full'), (2, 1, 1), (2, 0, 0)),
+           Layer(5, (2, 1, 1), (1, 1, 1), (1, 0, 0))),
+    'sound': (Layer(128, (2000,), (500,)),),   # the paper's filter length and stride, fewer filters
 }
 
-def preset(arch='fc', name='smoke', **kw) -> STGConfig:
-    "The `STGConfig` of architecture `arch` ('st', 'fc', 'sound') at preset `name` ('smoke' or 'paper'); `kw` overrides fields."
+def _sound(layers, n, **kw): return STGConfig('sound', layers, (n,), channels=1, scale=1000., lr_mult=(1.,), **kw)
+
+_FAST = dict(lr=1e-2, lr_mult=(1., .5, .25))     # smoke: 10 times the paper's rate, smaller rates up the layers
+PRESETS = {
+    'smoke': STGPreset(st=STGConfig('st', _SMOKE_LAYERS['st'], (16, 64, 64), grow=(30, 60), init_std=0.03, **_FAST),
+                       fc=STGConfig('fc', _SMOKE_LAYERS['fc'], (16, 64, 64), iters=300, **_FAST),
+                       sound=_sound(_SMOKE_LAYERS['sound'], 16384, chains=2, lr=1e-2)),
+    'paper': STGPreset(st=STGConfig('st', PAPER_LAYERS['st'], (40, 224, 224), grow=(333, 666)),
+                       fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
+                       sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000)),
+}
+
+# %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
+def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:
+    "The `STGConfig` of architecture `arch` ('st', 'fc' or 'sound') in `PRESETS[preset]`, `overrides` replacing fields."
     if arch not in PAPER_LAYERS: raise ValueError(f"arch must be one of {list(PAPER_LAYERS)}, got {arch!r}")
-    if name not in ('smoke', 'paper'): raise ValueError(f"preset must be 'smoke' or 'paper', got {name!r}")
-    paper = name == 'paper'
-    layers = PAPER_LAYERS[arch] if paper else _SMOKE_LAYERS[arch]
-    if arch == 'sound':
-        c = STGConfig('sound', layers, (60000,) if paper else (16384,), channels=1, chains=3 if paper else 2, scale=1000.,
-                      iters=2000 if paper else 1000, lr=1e-3 if paper else 1e-2, lr_mult=(1.,))
-    else:
-        shape = ((40 if arch == 'st' else 50, 224, 224) if paper else (16, 64, 64))
-        iters = 1000 if paper or arch == 'st' else 300
-        grow = ((iters // 3, 2 * iters // 3) if paper else (30, 60)) if arch == 'st' else ()
-        c = STGConfig(arch, layers, shape, iters=iters, lr=1e-3 if paper else 1e-2, grow=grow,
-                      lr_mult=(1., .5, .25) if arch == 'fc' or not paper else (1., 1., 1.),
-                      init_std=0.03 if arch == 'st' and not paper else 1e-3)
-    return replace(c, **kw)
+    return replace(getattr(pick_preset(PRESETS, preset), arch), **overrides)
 
 # %% ../nbs/13_stgconvnet.ipynb #07fa4e7c
 def join_init(conv, jitter=0.1):
-    "Start a joining layer at c * (1 + jitter * N(0,1)), c = prod(stride) / (filters * kernel volume), bias 0: on non-negative inputs it sums them, so f is unchanged up to the borders."
+    """Start a joining layer at c (1 + jitter N(0,1)), c = prod(stride) / (filters * kernel volume), bias 0: on
+    non-negative inputs it sums them, so f is unchanged up to the borders."""
     c = math.prod(conv.stride) / (conv.out_channels * math.prod(conv.kernel_size))
     with torch.no_grad():
-        conv.weight.copy_(c * (1 + jitter * torch.randn_like(conv.weight))); conv.bias.zero_()
+        conv.weight.copy_(c * (1 + jitter * torch.randn_like(conv.weight)))
+        conv.bias.zero_()
     return conv
 
+# %% ../nbs/13_stgconvnet.ipynb #660b7115
 class GrowLayers(Callback):
-    "Layer-by-layer learning (experiment 1): use layer 1 only, add layer l+1 at iteration `at[l-1]`, started by `join_init`."
+    "Layer-by-layer learning (experiment 1): layer 1 alone, layer l+1 joining at iteration `at[l-1]` (by `join_init`)."
     order = -5
     def __init__(self, at, jitter=0.1): self.at, self.jitter = tuple(at), jitter
     def depth(self, it): return 1 + sum(it >= a for a in self.at)
     def before_batch(self, learn):
         if not learn.training: return
         net, it = learn.model.net, learn.train_iter
-        for l, a in enumerate(self.at):
-            if it == a: join_init(net.convs[l + 1], self.jitter)     # by the iteration count alone: a resumed run joins identically
+        for l, a in enumerate(self.at):                  # by the iteration count alone: a resumed run joins identically
+            if it == a: join_init(net.convs[l + 1], self.jitter)
         net.depth = self.depth(it)
     def after_fit(self, learn): learn.model.net.depth = self.depth(learn.train_iter)
 
+# %% ../nbs/13_stgconvnet.ipynb #336a58e3
 class ExperimentCB(Callback):
     "Puts the `STGConfig` into every checkpoint; a resumed run must have the same configuration (`iters` may grow)."
     def __init__(self, cfg: STGConfig): self.cfg = cfg
     def state_dict(self): return dict(config=self.cfg.to_dict())
     def load_state_dict(self, sd):
         a, b = ({k: v for k, v in d.items() if k != 'iters'} for d in (sd['config'], self.cfg.to_dict()))
-        if a != b: raise ValueError(f"resume must use the checkpoint's configuration; it differs in {sorted(k for k in a if a[k] != b.get(k))}")
+        if a != b:
+            diff = sorted(k for k in a if a[k] != b.get(k))
+            raise ValueError(f"resume must use the checkpoint's configuration; it differs in {diff}")
 
+# %% ../nbs/13_stgconvnet.ipynb #6adc711b
 class AnalysisBySynthesis(Learner):
-    "Algorithm 1 as a `Learner`: each step runs L Langevin steps on the persistent chains, then w += eta (H_obs - H_syn)."
+    "Algorithm 1 as a `Learner`: a step runs L Langevin steps on the persistent chains, then w += eta (H_obs - H_syn)."
     def __init__(self, model: GenerativeConvNet, obs, cfg: STGConfig, cbs=(), **kw):
         from torch.utils.data import DataLoader, TensorDataset
         self.cfg = cfg
-        dl = DataLoader(TensorDataset(obs), batch_size=len(obs))      # one batch = the M observed signals = one iteration
-        cbs = [ExperimentCB(cfg), MetricsCB(every=0, f_obs=lambda l: l.preds[0].mean(), f_syn=lambda l: l.preds[1].mean()),
-               *([GrowLayers(cfg.grow)] if cfg.grow else []), *cbs]
-        super().__init__(model, DataLoaders(dl), loss_func=None, lr=cfg.lr, cbs=cbs, opt_func=partial(torch.optim.Adam, betas=(0.5, 0.999)), **kw)
+        dl = DataLoader(TensorDataset(obs), batch_size=len(obs))      # one batch, the M observed signals: one iteration
+        fs = MetricsCB(every=0, f_obs=lambda l: l.preds[0].mean(), f_syn=lambda l: l.preds[1].mean())
+        cbs = [ExperimentCB(cfg), fs, *([GrowLayers(cfg.grow)] if cfg.grow else []), *cbs]
+        adam = partial(torch.optim.Adam, betas=(0.5, 0.999))
+        super().__init__(model, DataLoaders(dl), loss_func=None, lr=cfg.lr, cbs=cbs, opt_func=adam, **kw)
 
     def param_groups(self):
         convs = self.model.net.convs
-        if len(self.cfg.lr_mult) < len(convs): raise ValueError(f"lr_mult must give one factor per layer ({len(convs)}), got {self.cfg.lr_mult}")
+        if len(self.cfg.lr_mult) < len(convs):
+            raise ValueError(f"lr_mult must give one factor per layer ({len(convs)}), got {self.cfg.lr_mult}")
         return [dict(params=list(c.parameters()), lr=self.lr * m) for c, m in zip(convs, self.cfg.lr_mult)]
 
     def predict(self):
-        "Algorithm 1, steps 4-5: L Langevin steps on the chains (eq. 7), then f on the observed and the synthesised signals."
+        "Algorithm 1, steps 4-5: L Langevin steps on the chains (eq. 7), then f of observed and synthesised signals."
         m, c = self.model, self.cfg
         syn = langevin(m, m.chains, c.langevin_steps, c.step_size, where=f' at learning iteration {self.train_iter}')
         m.chains.copy_(syn)
@@ -262,20 +308,21 @@ class AnalysisBySynthesis(Learner):
 
 # %% ../nbs/13_stgconvnet.ipynb #ec8fd59f
 def _check_obs(x, cfg):
-    if cfg.kind == 'video': x = check_video(x, 'x', channels=cfg.channels, frames=cfg.shape[0], size=cfg.shape[1:])
-    else:
-        x = check_sound(x, 'x', channels=cfg.channels)
-        if x.shape[-1] != cfg.shape[0]: raise ValueError(f"x must have {cfg.shape[0]} samples (cfg.shape), got shape {tuple(x.shape)}")
+    "`x` checked against `cfg`: videos of `cfg.shape`, or sounds of `cfg.shape[0]` samples."
+    if cfg.kind == 'video': return check_video(x, 'x', channels=cfg.channels, frames=cfg.shape[0], size=cfg.shape[1:])
+    x = check_sound(x, 'x', channels=cfg.channels)
+    if x.shape[-1] != cfg.shape[0]:
+        raise ValueError(f"x must have {cfg.shape[0]} samples (cfg.shape), got shape {tuple(x.shape)}")
     return x
 
-def train(x, cfg: STGConfig, out=None, every=None, resume=False, progress=True, cbs=(), seed=0, device=None) -> AnalysisBySynthesis:
+def train(x, cfg: STGConfig, out=None, every=None, resume=False, progress=True, cbs=(), seed=0,
+          device=None) -> AnalysisBySynthesis:
     "Learn p(I; w) from the observed signals `x` (videos (M,C,T,H,W) or sounds (M,C,T) in [-1,1]) with Algorithm 1."
     x = _check_obs(x, cfg)
     set_seed(seed)
     model = build_model(cfg).fit_mean(x)
     cbs = list(cbs) + ([CheckpointCB(Path(out) / 'checkpoint.pt', every=every, resume=resume)] if out else [])
     learn = AnalysisBySynthesis(model, model.to_model(x), cfg, cbs=cbs)
-    from vidnb.learner import DeviceCB
     if device is not None: learn.get_cb(DeviceCB).device_ = device
     if not progress: learn.remove_cb(learn.get_cb(ProgressCB))
     learn.fit(cfg.iters)
@@ -284,6 +331,32 @@ def train(x, cfg: STGConfig, out=None, every=None, resume=False, progress=True, 
 def synthesised(model: GenerativeConvNet):
     "The chains of `model` in vidnb's range [-1, 1] (clipped), on the CPU."
     return model.from_model(model.chains).clamp(-1, 1).cpu()
+
+# %% ../nbs/13_stgconvnet.ipynb #45195c71
+def _foliage(cfg: STGConfig, start: int = 0, frames: int | None = None):
+    "`frames` (default `cfg.shape[0]`) square frames of the foliage clip from frame `start`, at `cfg`'s frame size."
+    from vidnb.data import clip
+    return clip('foliage', frames=frames or cfg.shape[0], start=start, size=cfg.shape[1], square=True)
+
+def _tabla(cfg: STGConfig, offset: float = 0.):
+    "`cfg.shape[0]` samples of Sonic Pi's tabla loop from `offset` seconds, normalised to peak 1."
+    from vidnb.data import sound
+    return sound('loop_tabla', seconds=cfg.shape[0] / cfg.sr, offset=offset, normalize=True)
+
+# %% ../nbs/13_stgconvnet.ipynb #2cc8984e
+def _figure(x, syn, cfg):
+    "Observed `x` then each synthesised signal, one row each: frame strips (video) or waveform and spectrogram (sound)."
+    import matplotlib.pyplot as plt
+    from vidnb.core import show_videos, plot_waveform, plot_spectrogram
+    sigs, names = [x, *syn.split(1)], ['observed'] + [f'synthesised {i + 1}' for i in range(len(syn))]
+    if cfg.kind == 'video': return show_videos(sigs, names, n=8)
+    fig, axs = plt.subplots(len(sigs), 2, figsize=(10, 1.8 * len(sigs)), squeeze=False)
+    for row, s, name in zip(axs, sigs, names):
+        plot_waveform(s, cfg.sr, ax=row[0])
+        row[0].set_ylabel(name, fontsize=8)
+        plot_spectrogram(s, cfg.sr, ax=row[1])
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/13_stgconvnet.ipynb #1bc8e817
 def mel_filterbank(n_fft=512, sr=11025, n_mels=40):
@@ -300,8 +373,9 @@ def log_mel(s, sr=11025, n_fft=512, hop=128, n_mels=40, floor_db=-80.):
     S = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs() ** 2
     return 10 * torch.log10(mel_filterbank(n_fft, sr, n_mels) @ S + 10 ** (floor_db / 10)).transpose(1, 2)
 
+# %% ../nbs/13_stgconvnet.ipynb #96cf30e3
 def spectral_distance(a, b, sr=11025, **kw):
-    "Log-mel statistics of sounds `a` vs `b`: RMS difference (dB) of the per-band mean and std over time; Fréchet distance of the frames."
+    "Sounds `a` vs `b`: RMS difference (dB) of the log-mel bands' mean and std over time, Fréchet distance of frames."
     from vidnb.metrics import frechet_distance
     A, B = (log_mel(s, sr, **kw).flatten(0, 1).double().numpy() for s in (a, b))
     rms = lambda d: float(np.sqrt(np.mean(d ** 2)))
@@ -313,54 +387,74 @@ def _as_sound(a, like): return torch.as_tensor(a, dtype=torch.float32).reshape(l
 
 def shuffled_segments(s, seg=512, seed=0):
     "The sound `s` `(1,1,T)` cut into `seg`-sample pieces put in a random order."
-    x = s.flatten(); n = len(x) // seg
+    x = s.flatten()
+    n = len(x) // seg
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return torch.cat([x[:n * seg].view(n, seg)[idx].flatten(), x[n * seg:]]).view_as(s)
 
+# %% ../nbs/13_stgconvnet.ipynb #f45d16b9
 def ar_sound(s, order=32, seed=0, burn=2000):
-    "A sample of the least-squares AR(`order`) model of `s` `(1,1,T)`, driven by Gaussian noise of the residuals' variance."
+    "A sample of the least-squares AR(`order`) model of `s` `(1,1,T)`, driven by Gaussian noise like its residuals."
     from scipy.signal import lfilter
-    x = s.flatten().double().numpy(); x = x - x.mean()
+    x = s.flatten().double().numpy()
+    x = x - x.mean()
     X = np.stack([x[order - k - 1:len(x) - k - 1] for k in range(order)], 1)
     a, *_ = np.linalg.lstsq(X, x[order:], rcond=None)
     e = np.random.default_rng(seed).standard_normal(len(x) + burn) * np.std(x[order:] - X @ a)
     return _as_sound(lfilter([1.], np.r_[1., -a], e)[burn:], s)
 
+# %% ../nbs/13_stgconvnet.ipynb #01465543
 def spectrum_noise(s, seed=0):
     "Noise with exactly the magnitude spectrum of `s` (random phases)."
     X = np.fft.rfft(s.flatten().double().numpy())
-    ph = np.exp(2j * np.pi * np.random.default_rng(seed).random(len(X))); ph[0] = ph[-1] = 1   # DC and Nyquist stay real
+    ph = np.exp(2j * np.pi * np.random.default_rng(seed).random(len(X)))
+    ph[0] = ph[-1] = 1                                                   # DC and Nyquist stay real
     return _as_sound(np.fft.irfft(np.abs(X) * ph, n=s.shape[-1]), s)
 
 def white_noise(s, seed=0):
     "Gaussian white noise with the mean power of `s`."
     return _as_sound(np.random.default_rng(seed).standard_normal(s.shape[-1]) * s.double().std().item(), s)
 
+# %% ../nbs/13_stgconvnet.ipynb #8fafe2dc
+def _sound_rows(observed, floor, ours: dict) -> list:
+    "`[{sound, mean_db, std_db, frechet}]` against `observed`: the `floor`, our syntheses and the four baselines."
+    base = {'shuffled 46 ms segments': shuffled_segments(observed), 'AR(32)': ar_sound(observed),
+            'spectrum-matched noise': spectrum_noise(observed), 'white noise': white_noise(observed)}
+    sounds = {'another excerpt (floor)': floor, **ours, **base}
+    return [dict(sound=k, **spectral_distance(observed, s)) for k, s in sounds.items()]
+
 # %% ../nbs/13_stgconvnet.ipynb #fd6fb470
 def lds_texture(x, frames=None, n=8, seed=0):
-    "Doretto et al. (2003): PCA of the frames of `x` `(1,C,T,H,W)` + a Gaussian AR(1) on `n` coefficients; sample `frames` frames."
+    "Doretto et al. (2003): PCA of the frames of `x` `(1,C,T,H,W)`, Gaussian AR(1) on `n` coefficients; `frames` long."
     _, c, T, h, w = x.shape
     Y = x[0].transpose(0, 1).reshape(T, -1).double()
-    mu = Y.mean(0); U, S, Vh = torch.linalg.svd(Y - mu, full_matrices=False)
-    n = min(n, T - 2); Cm = Vh[:n]                                   # (n, D) principal frames
+    mu, n = Y.mean(0), min(n, T - 2)
+    Cm = torch.linalg.svd(Y - mu, full_matrices=False).Vh[:n]      # (n, D) principal frames
     Z = (Y - mu) @ Cm.T                                              # (T, n) states
     A = torch.linalg.lstsq(Z[:-1], Z[1:]).solution                   # z_{t+1} = z_t A + v
     Q = torch.cov((Z[1:] - Z[:-1] @ A).T) + 1e-9 * torch.eye(n, dtype=Z.dtype)
-    g = torch.Generator().manual_seed(seed); L = torch.linalg.cholesky(Q)
+    g, L = torch.Generator().manual_seed(seed), torch.linalg.cholesky(Q)
     z, out = Z[0], []
     for _ in range(frames or T):
-        out.append(z); z = z @ A + L @ torch.randn(n, generator=g, dtype=Z.dtype)
+        out.append(z)
+        z = z @ A + L @ torch.randn(n, generator=g, dtype=Z.dtype)
     v = (torch.stack(out) @ Cm + mu).float().reshape(-1, c, h, w).transpose(0, 1)[None]
     return v.clamp(-1, 1)
 
+# %% ../nbs/13_stgconvnet.ipynb #e694e0e0
 def pixel_noise(x, seed=0):
     "Each pixel of each frame drawn independently from N(its mean over time, its std over time)."
     g = torch.Generator().manual_seed(seed)
     return (x.mean(2, keepdim=True) + x.std(2, keepdim=True) * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
+def _texture_baselines(x, seeds: int) -> dict:
+    "The two baselines learned from `x`, `seeds` videos of each (seeds 0, 1, ...)."
+    return {'LDS (Doretto et al. 2003)': torch.cat([lds_texture(x, seed=i) for i in range(seeds)]),
+            'per-pixel noise': torch.cat([pixel_noise(x, seed=i) for i in range(seeds)])}
+
+# %% ../nbs/13_stgconvnet.ipynb #79a2d203
 def texture_fid(real, fakes: dict, net=None, device=None):
     "`[{video, FID}]` of each video in `fakes` against the frames of `real` (real statistics computed once)."
-    import warnings
     from vidnb.metrics import fid, inception_stats, feature_net
     from vidnb.core import default_device
     net = net or feature_net('inception', device or default_device())
@@ -370,11 +464,12 @@ def texture_fid(real, fakes: dict, net=None, device=None):
         return [dict(video=k, FID=fid(rs, v, net=net, progress=False, cache=False)) for k, v in fakes.items()]
 
 # %% ../nbs/13_stgconvnet.ipynb #b7d41e09
-def texture_synthesis(video, preset_name: str = 'smoke', arch: str = 'fc', seed: int = 0, **over) -> Tensor:
-    "Learn experiment 2 (`arch='fc'`) or 1 (`'st'`) at `preset_name` from one video `(1,C,T,H,W)` in [-1,1] of any size the layers take; return the synthesised chain `(1,C,T,H,W)`."
+def texture_synthesis(video, preset: str = 'smoke', arch: str = 'fc', seed: int = 0, **overrides) -> Tensor:
+    """Learn experiment 2 (`arch='fc'`) or 1 (`'st'`) at `preset` from one video `(1,C,T,H,W)` in [-1,1] of any size
+    the layers take; return the synthesised chain `(1,C,T,H,W)`."""
     video = check_video(video, 'video')
     if len(video) != 1: raise ValueError(f"video must be one video (1,C,T,H,W), got {tuple(video.shape)}")
-    cfg = preset(arch, preset_name, shape=tuple(video.shape[2:]), channels=video.shape[1], **over)
+    cfg = config(arch, preset, shape=tuple(video.shape[2:]), channels=video.shape[1], **overrides)
     return synthesised(train(video, cfg, progress=False, seed=seed).model)
 
 # %% ../nbs/13_stgconvnet.ipynb #7e665013
@@ -382,200 +477,271 @@ def load_model_checkpoint(path):
     "`(model, cfg)` from a checkpoint written by `train(..., out=DIR)` (`DIR/checkpoint.pt`)."
     ck = load_checkpoint(path)
     st = ck.get('cbs', {}).get('ExperimentCB') if isinstance(ck, dict) else None
-    if st is None: raise ValueError(f"checkpoint must be written by vidnb.stgconvnet.train (it holds no STGConvNet configuration), got {path}")
+    if st is None:
+        raise ValueError("checkpoint must be written by vidnb.stgconvnet.train (it holds no STGConvNet configuration), "
+                         f"got {path}")
     cfg = STGConfig.from_dict(st['config'])
-    model = build_model(cfg); model.load_state_dict(ck['model'])
+    model = build_model(cfg)
+    model.load_state_dict(ck['model'])
     return model, cfg
 
+# %% ../nbs/13_stgconvnet.ipynb #6f1248ce
 def sample(model: GenerativeConvNet, steps=100, chains=None, fresh=False, step_size=None, seed=0):
-    "Run `steps` Langevin steps with fixed w from the model's chains (or from `chains` fresh chains at 0); return them in [-1,1]."
+    "`steps` Langevin steps with w fixed, from the model's chains (or `chains` fresh ones at 0); the chains in [-1,1]."
     set_seed(seed)
-    I = model.chains if not fresh else torch.zeros(chains or len(model.chains), *model.chains.shape[1:], device=model.chains.device)
-    if chains and not fresh: I = I[:chains]
+    if fresh: I = model.chains.new_zeros(chains or len(model.chains), *model.chains.shape[1:])
+    else: I = model.chains[:chains or None]
     if steps: I = langevin(model, I, steps, step_size or 0.3)
     return model.from_model(I).clamp(-1, 1).cpu()
+
+# %% ../nbs/13_stgconvnet.ipynb #2d09b296
+def _chained(v, sr, gap=0.25):
+    "Sounds `v` `(B,C,T)` one after another, `gap` seconds of silence between them: `(1, C, T')`."
+    pause = torch.zeros(v.shape[1], int(gap * sr))
+    return torch.cat([torch.cat([c, pause], 1) for c in v], 1)[:, :-pause.shape[1]][None]
 
 def write_signals(v, path, cfg: STGConfig):
     "Write videos `v` (tiled side by side) to mp4/gif, or sounds (one after another) to wav/flac/ogg; return the path."
     path = Path(path)
     if cfg.kind == 'video': return write_video(v, path, fps=cfg.fps)
-    if path.suffix.lower() not in ('.wav', '.flac', '.ogg'): raise ValueError(f"out must be a .wav, .flac or .ogg file for a sound model, got {path}")
-    gap = torch.zeros(v.shape[1], int(0.25 * cfg.sr))
-    s = torch.cat([torch.cat([c, gap], 1) for c in v], 1)[:, :-gap.shape[1]]
-    return write_sound(s[None], path, cfg.sr)
+    if path.suffix.lower() not in ('.wav', '.flac', '.ogg'):
+        raise ValueError(f"out must be a .wav, .flac or .ogg file for a sound model, got {path}")
+    return write_sound(_chained(v, cfg.sr), path, cfg.sr)
 
 # %% ../nbs/13_stgconvnet.ipynb #b95d37eb
-def _parser():
-    p = argparse.ArgumentParser(prog='vidnb stgconvnet', description='Spatial-temporal generative ConvNet (Xie, Zhu, Wu): learn from one video or sound, synthesise more.')
-    sp = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
-    t = sp.add_parser('train', help='learn from a video or a sound file')
+def _train_args(t):
     g = t.add_mutually_exclusive_group(required=True)
-    g.add_argument('--video', help='video file (mp4, avi, ...) or folder of frames'); g.add_argument('--sound', help='sound file (wav, flac, ogg)')
-    t.add_argument('--preset', default='smoke', choices=['smoke', 'paper']); t.add_argument('--arch', default='fc', choices=['fc', 'st'], help='video: experiment 2 (fc) or 1 (st)')
+    g.add_argument('--video', help='video file (mp4, avi, ...) or folder of frames')
+    g.add_argument('--sound', help='sound file (wav, flac, ogg)')
+    t.add_argument('--preset', default='smoke', choices=list(PRESETS))
+    t.add_argument('--arch', default='fc', choices=['fc', 'st'], help='video: experiment 2 (fc) or 1 (st)')
     t.add_argument('--out', required=True, help='output folder')
-    t.add_argument('--iters', type=int); t.add_argument('--frames', type=int); t.add_argument('--size', type=int)
-    t.add_argument('--seconds', type=float); t.add_argument('--start', type=float, default=0, help='first frame (video) or second (sound)')
-    t.add_argument('--step-size', type=float); t.add_argument('--chains', type=int); t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--every', type=int, help='checkpoint every N iterations'); t.add_argument('--resume', action='store_true', help='continue DIR/checkpoint.pt')
-    s = sp.add_parser('sample', help='synthesise from a trained checkpoint')
-    s.add_argument('--checkpoint', required=True); s.add_argument('--out', required=True, help='.mp4/.gif (video) or .wav (sound)')
+    for name in ('--iters', '--frames', '--size', '--chains'): t.add_argument(name, type=int)
+    for name in ('--seconds', '--step-size'): t.add_argument(name, type=float)
+    t.add_argument('--start', type=float, default=0, help='first frame (video) or second (sound)')
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--every', type=int, help='checkpoint every N iterations')
+    t.add_argument('--resume', action='store_true', help='continue DIR/checkpoint.pt')
+
+def _sample_args(s):
+    s.add_argument('--checkpoint', required=True)
+    s.add_argument('--out', required=True, help='.mp4/.gif (video) or .wav (sound)')
     s.add_argument('--steps', type=int, default=0, help='Langevin steps to run first (0: write the learned chains)')
     s.add_argument('--fresh', action='store_true', help='start new chains at 0 (then --steps defaults to 200)')
-    s.add_argument('--chains', type=int); s.add_argument('--step-size', type=float); s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--chains', type=int)
+    s.add_argument('--step-size', type=float)
+    s.add_argument('--seed', type=int, default=0)
+
+def _parser():
+    about = 'Spatial-temporal generative ConvNet (Xie, Zhu, Wu): learn from one video or sound, synthesise more.'
+    p = argparse.ArgumentParser(prog='vidnb stgconvnet', description=about)
+    sp = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+    _train_args(sp.add_parser('train', help='learn from a video or a sound file'))
+    _sample_args(sp.add_parser('sample', help='synthesise from a trained checkpoint'))
     return p
 
-def _observed(a):
-    "The observed signal and config the `train` arguments ask for."
+# %% ../nbs/13_stgconvnet.ipynb #99d0c7c1
+def _overrides(a) -> dict:
+    "The config fields `train`'s arguments set, each checked positive."
     over = {k: v for k, v in dict(iters=a.iters, step_size=a.step_size, chains=a.chains).items() if v is not None}
     for k, v in over.items():
         if not v > 0: raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
-    if a.video:
-        cfg = preset(a.arch, a.preset, **over)
-        T, H, W = cfg.shape
-        T, H = a.frames or T, a.size or H
-        cfg = replace(cfg, shape=(T, H, H))
-        conv_shapes(cfg.layers, cfg.shape)
-        from vidnb.data import read_frames
-        if not Path(a.video).exists(): raise ValueError(f"--video must be an existing video file, got {a.video} (not found)")
-        return read_frames(a.video, frames=T, start=int(a.start), size=H, square=True), cfg
+    return over
+
+def _observed_video(a, cfg):
+    "`--frames` square frames of `--size` from frame `--start` of `--video`, and `cfg` at that size."
+    from vidnb.data import read_frames
+    T, H = a.frames or cfg.shape[0], a.size or cfg.shape[1]
+    cfg = replace(cfg, shape=(T, H, H))
+    conv_shapes(cfg.layers, cfg.shape)
+    if not Path(a.video).exists():
+        raise ValueError(f"--video must be an existing video file, got {a.video} (not found)")
+    return read_frames(a.video, frames=T, start=int(a.start), size=H, square=True), cfg
+
+def _observed_sound(a, cfg):
+    "`--seconds` of `--sound` from `--start` (at most the preset's length), normalised to [-1, 1] as the paper; `cfg`."
     from vidnb.core import read_sound
-    cfg = preset('sound', a.preset, **over)
-    s = read_sound(a.sound, sr=cfg.sr)
-    s = s[..., int(a.start * cfg.sr):]
-    n = min(s.shape[-1], int(round(a.seconds * cfg.sr)) if a.seconds else cfg.shape[0])
-    k = cfg.layers[0].kernel[0]
-    if n < k: raise ValueError(f"--sound must be at least {k} samples ({k / cfg.sr:.2f} s at {cfg.sr} Hz) from --start, got {n}")
+    s = read_sound(a.sound, sr=cfg.sr)[..., int(a.start * cfg.sr):]
+    n, k = min(s.shape[-1], int(round(a.seconds * cfg.sr)) if a.seconds else cfg.shape[0]), cfg.layers[0].kernel[0]
+    if n < k:
+        raise ValueError(f"--sound must be at least {k} samples ({k / cfg.sr:.2f} s at {cfg.sr} Hz) from --start, "
+                         f"got {n}")
     s = s[..., :n]
-    return s / s.abs().max().clamp_min(1e-8), replace(cfg, shape=(n,))     # normalised to [-1, 1] as the paper
+    return s / s.abs().max().clamp_min(1e-8), replace(cfg, shape=(n,))
+
+def _observed(a):
+    "The observed signal and config the `train` arguments ask for."
+    if a.video: return _observed_video(a, config(a.arch, a.preset, **_overrides(a)))
+    return _observed_sound(a, config('sound', a.preset, **_overrides(a)))
+
+# %% ../nbs/13_stgconvnet.ipynb #eae860fd
+def _write_run(out, x, learn, cfg) -> Path:
+    "Under `out`: the observed and synthesised signals, their figure and the learning history; the synthesis's path."
+    syn, ext = synthesised(learn.model), ('mp4' if cfg.kind == 'video' else 'wav')
+    write_signals(x, out / f'observed.{ext}', cfg)
+    save_figure(_figure(x, syn, cfg), out / ('frames.png' if cfg.kind == 'video' else 'sound.png'))
+    (out / 'history.json').write_text(json.dumps(learn.history))
+    return write_signals(syn, out / f'synthesised.{ext}', cfg)
 
 def _train_cmd(a):
     x, cfg = _observed(a)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     learn = train(x, cfg, out=out, every=a.every, resume=a.resume, seed=a.seed)
-    syn, ext = synthesised(learn.model), ('mp4' if cfg.kind == 'video' else 'wav')
-    write_signals(x, out / f'observed.{ext}', cfg); write_signals(syn, out / f'synthesised.{ext}', cfg)
-    _figure(x, syn, cfg, out / ('frames.png' if cfg.kind == 'video' else 'sound.png'))
-    (out / 'history.json').write_text(json.dumps(learn.history))
-    print(json.dumps(dict(out=str(out), kind=cfg.kind, arch=cfg.arch, shape=cfg.shape, iters=learn.train_iter, seconds=round(time.time() - t0, 1),
-                          checkpoint=str(out / 'checkpoint.pt'), synthesised=str(out / f'synthesised.{ext}'))))
+    syn = _write_run(out, x, learn, cfg)
+    print(json.dumps(dict(out=str(out), kind=cfg.kind, arch=cfg.arch, shape=cfg.shape, iters=learn.train_iter,
+                          seconds=round(time.time() - t0, 1), checkpoint=str(out / 'checkpoint.pt'),
+                          synthesised=str(syn))))
     return 0
 
 def _sample_cmd(a):
     model, cfg = load_model_checkpoint(a.checkpoint)
-    steps = a.steps or (200 if a.fresh else 0)
-    v = sample(model, steps, a.chains, a.fresh, a.step_size, a.seed)
-    print(write_signals(v, a.out, cfg)); return 0
+    v = sample(model, a.steps or (200 if a.fresh else 0), a.chains, a.fresh, a.step_size, a.seed)
+    print(write_signals(v, a.out, cfg))
+    return 0
+
+def _failed(e, status):
+    print(f'vidnb stgconvnet: {e}', file=sys.stderr)
+    return status
 
 def cli(argv=None):
     "`vidnb stgconvnet train|sample ...`; returns the exit status (2: bad input, 1: the chains diverged)."
     a = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try: return _train_cmd(a) if a.cmd == 'train' else _sample_cmd(a)
-    except LangevinDiverged as e: print(f'vidnb stgconvnet: {e}', file=sys.stderr); return 1
-    except (ValueError, FileNotFoundError) as e: print(f'vidnb stgconvnet: {e}', file=sys.stderr); return 2
-
-# %% ../nbs/13_stgconvnet.ipynb #3386cc4d
-def _figure(x, syn, cfg, path):
-    import matplotlib; import matplotlib.pyplot as plt
-    from vidnb.core import show_videos, plot_waveform, plot_spectrogram
-    if cfg.kind == 'video':
-        fig = show_videos([x, *syn.split(1)], ['observed'] + [f'synthesised {i + 1}' for i in range(len(syn))], n=8)
-    else:
-        fig, axs = plt.subplots(1 + len(syn), 2, figsize=(10, 1.8 * (1 + len(syn))), squeeze=False)
-        for row, s, nm in zip(axs, [x, *syn.split(1)], ['observed'] + [f'synthesised {i + 1}' for i in range(len(syn))]):
-            plot_waveform(s, cfg.sr, ax=row[0]); row[0].set_ylabel(nm, fontsize=8); plot_spectrogram(s, cfg.sr, ax=row[1])
-        fig.tight_layout()
-    with atomic_path(path) as t: fig.savefig(t, dpi=80, format='png')
-    plt.close(fig); return path
+    except LangevinDiverged as e: return _failed(e, 1)
+    except (ValueError, FileNotFoundError) as e: return _failed(e, 2)
 
 # %% ../nbs/13_stgconvnet.ipynb #e8e2c506
-def _texture_metrics(x, syn, fresh):
-    "FID (vs the observed frames) and FVD (vs all 54 frames of the clip) of the syntheses and baselines."
-    import warnings
+def _timed(f, *args, **kw):
+    "`(f(*args, **kw), seconds it took)`."
+    t0 = time.perf_counter()
+    return f(*args, **kw), time.perf_counter() - t0
+
+def _experiment2(r: Report, p: STGPreset):
+    "Experiment 2 (end to end) on the foliage clip: its video and frames; `(observed, learned chain, fresh chains)`."
+    x = _foliage(p.fc)
+    learn, r.results['video_seconds'] = _timed(train, x, p.fc, progress=False)
+    syn = synthesised(learn.model)
+    fresh = sample(learn.model, steps=p.fresh_steps, chains=p.fresh_chains, fresh=True)
+    r.add_video(torch.cat([x, syn]), 'foliage.mp4', 'observed | synthesised (learned chain)', fps=p.fc.fps)
+    r.add_figure(_figure(x, torch.cat([syn, fresh]), p.fc), 'foliage.png', 'observed, learned chain, two fresh chains')
+    return x, syn, fresh
+
+def _experiment1(r: Report, p: STGPreset, x):
+    "Experiment 1 (layer by layer) on the foliage clip (`x` if the sizes agree): its video; `(observed, synthesised)`."
+    x1 = x if tuple(p.st.shape) == tuple(x.shape[2:]) else _foliage(p.st)
+    learn, r.results['exp1_seconds'] = _timed(train, x1, p.st, progress=False)
+    syn1 = synthesised(learn.model)
+    caption = 'experiment 1: observed | synthesised layer by layer'
+    r.add_video(torch.cat([x1, syn1]), 'foliage_exp1.mp4', caption, fps=p.st.fps)
+    return x1, syn1
+
+# %% ../nbs/13_stgconvnet.ipynb #503f7258
+def _fid_table(r: Report, x, videos: dict, exp1: tuple) -> None:
+    "FID of `videos` against the observed `x` and of experiment 1's synthesis against its observed video."
+    rows = texture_fid(x, videos) + texture_fid(exp1[0], {'STGConvNet experiment 1 (layer by layer)': exp1[1]})
+    r.results['fid'] = {row['video']: row['FID'] for row in rows}
+    r.add_table(f'FID vs the observed {x.shape[2]} frames (Inception-v3)', rows)
+
+def _fvd_table(r: Report, p: STGPreset, x, videos: dict) -> None:
+    "FVD of `videos` against every non-overlapping clip of the whole foliage clip (at `x`'s frame size)."
     from vidnb.metrics import fvd, i3d_stats, feature_net, FVDProtocol
     from vidnb.core import default_device
-    from vidnb.data import clip
-    T, S = x.shape[2], x.shape[-1]
-    sets = {'other frames of the clip (floor)': clip('foliage', frames=T, start=54 - T, size=S, square=True),
-            'STGConvNet (learned chain)': syn, 'STGConvNet (fresh chains)': fresh,
-            'LDS (Doretto et al. 2003)': torch.cat([lds_texture(x, seed=i) for i in range(3)]), 'per-pixel noise': torch.cat([pixel_noise(x, seed=i) for i in range(3)])}
-    fid_rows = texture_fid(x, sets)
-    dev = default_device(); i3d, k = feature_net('i3d', dev), min(T, 16)          # I3D needs at least 9 frames
+    from vidnb.data import CLIPS
+    k, net = min(x.shape[2], p.fvd_frames), feature_net('i3d', default_device())
     prot = FVDProtocol(n_frames=k, real_clips='all', fake_clips='all', jpeg_quality=None)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        rs = i3d_stats(clip('foliage', frames=54, size=S, square=True), prot, 'real', net=i3d, progress=False)
-        vsets = {'STGConvNet (learned + fresh chains)': torch.cat([syn, fresh]), **{n: v for n, v in sets.items() if n[:3] in ('LDS', 'per')}}
-        fvd_rows = [dict(video=n, **{f'FVD_{k}': fvd(rs, v, protocol=prot, net=i3d, progress=False, cache=False)}) for n, v in vsets.items()]
-    return fid_rows, fvd_rows
+        rs = i3d_stats(_foliage(p.fc, frames=CLIPS['foliage'].frames), prot, 'real', net=net, progress=False)
+        rows = [{'video': n, f'FVD_{k}': fvd(rs, v, protocol=prot, net=net, progress=False, cache=False)}
+                for n, v in videos.items()]
+    r.results['fvd'] = {row['video']: row[f'FVD_{k}'] for row in rows}
+    r.add_table(f'FVD vs all {CLIPS["foliage"].frames} frames of the clip (I3D, non-overlapping clips)', rows)
 
-def reproduce(preset_name: str = 'smoke', out=Path('reproduce') / 'stgconvnet') -> dict:
-    "Experiments 2 and 1 (foliage video: end to end, then layer by layer) and 3 (tabla sound) at `preset_name`; figures and tables under `out`."
-    from vidnb.data import clip, sound
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    cv = preset('fc', preset_name); T, S = cv.shape[0], cv.shape[1]
-    x = clip('foliage', frames=T, size=S, square=True)
-    t0 = time.time(); lv = train(x, cv, progress=False); tv = time.time() - t0
-    syn = synthesised(lv.model)
-    fresh = sample(lv.model, steps=200, chains=2, fresh=True)
-    fid_rows, fvd_rows = _texture_metrics(x, syn, fresh)
-    write_signals(torch.cat([x, syn]), out / 'foliage.mp4', cv); _figure(x, torch.cat([syn, fresh]), cv, out / 'foliage.png')
-    c1 = preset('st', preset_name)                                               # experiment 1: layer by layer, conv in space and time
-    x1 = x if tuple(c1.shape) == tuple(x.shape[2:]) else clip('foliage', frames=c1.shape[0], size=c1.shape[1], square=True)
-    t0 = time.time(); syn1 = texture_synthesis(x1, preset_name, arch='st'); t1 = time.time() - t0
-    fid_rows.append(dict(video='STGConvNet experiment 1 (layer by layer)', FID=texture_fid(x1, {'exp1': syn1})[0]['FID']))
-    write_signals(torch.cat([x1, syn1]), out / 'foliage_exp1.mp4', c1)
-    cs = preset('sound', preset_name); n = cs.shape[0]
-    xs = sound('loop_tabla', seconds=n / cs.sr, normalize=True)
-    t0 = time.time(); ls = train(xs, cs, progress=False); ts = time.time() - t0
-    ss = synthesised(ls.model)
-    write_signals(xs, out / 'tabla_observed.wav', cs); write_signals(ss, out / 'tabla_synthesised.wav', cs); _figure(xs, ss, cs, out / 'tabla.png')
-    other = sound('loop_tabla', seconds=n / cs.sr, offset=min(3.0, 10.6 - n / cs.sr), normalize=True)
-    snd_rows = [dict(sound=nm, **spectral_distance(xs, s)) for nm, s in [
-        ('another excerpt (floor)', other), ('STGConvNet', ss), ('shuffled 46 ms segments', shuffled_segments(xs)),
-        ('AR(32)', ar_sound(xs)), ('spectrum-matched noise', spectrum_noise(xs)), ('white noise', white_noise(xs))]]
-    text = (f"Xie, Zhu, Wu: spatial-temporal generative ConvNet. Experiment 2 (spatially fully connected second layer) on "
-            f"foliage (tree.avi, {T} frames {S}x{S}), {cv.iters} iterations in {tv:.0f} s; experiment 1 (layer by layer, "
-            f"layers joining at iterations {', '.join(map(str, c1.grow))}) on the same clip, {c1.iters} iterations in {t1:.0f} s; experiment 3 on {n / cs.sr:.2f} s of "
-            f"Sonic Pi's loop_tabla, {cs.iters} iterations in {ts:.0f} s. The paper reports no numbers; FID/FVD use few samples "
-            "(singular covariances), so compare only within a table.")
-    return dict(title='STGConvNet: dynamic textures and sounds', text=text,
-                tables=[dict(caption=f'FID vs the observed {T} frames (Inception-v3)', rows=fid_rows),
-                        dict(caption='FVD vs all 54 frames of the clip (I3D, non-overlapping clips)', rows=fvd_rows),
-                        dict(caption='Log-mel statistics vs the observed sound', rows=snd_rows)],
-                figures=[dict(caption='observed | synthesised (learned chain)', path=str(out / 'foliage.mp4')),
-                         dict(caption='experiment 1: observed | synthesised layer by layer', path=str(out / 'foliage_exp1.mp4')),
-                         dict(caption='observed, learned chain, two fresh chains', path=str(out / 'foliage.png')),
-                         dict(caption='observed tabla', path=str(out / 'tabla_observed.wav')),
-                         dict(caption='synthesised tabla (chains one after another)', path=str(out / 'tabla_synthesised.wav')),
-                         dict(caption='waveforms and spectrograms', path=str(out / 'tabla.png'))],
-                results=dict(video_seconds=tv, exp1_seconds=t1, sound_seconds=ts, fid={r['video']: r['FID'] for r in fid_rows},
-                             fvd={r['video']: list(r.values())[1] for r in fvd_rows}, sound={r['sound']: r for r in snd_rows}))
+def _texture_tables(r: Report, p: STGPreset, exp2: tuple, exp1: tuple) -> None:
+    "The FID and FVD tables of the foliage experiments, with the floor and the baselines."
+    from vidnb.data import CLIPS
+    (x, syn, fresh), base = exp2, _texture_baselines(exp2[0], p.baseline_seeds)
+    floor = _foliage(p.fc, start=CLIPS['foliage'].frames - x.shape[2])
+    ours = {'STGConvNet (learned chain)': syn, 'STGConvNet (fresh chains)': fresh}
+    _fid_table(r, x, {'other frames of the clip (floor)': floor, **ours, **base}, exp1)
+    _fvd_table(r, p, x, {'STGConvNet (learned + fresh chains)': torch.cat([syn, fresh]), **base})
+
+# %% ../nbs/13_stgconvnet.ipynb #ae1a1902
+def _experiment3(r: Report, p: STGPreset):
+    "Experiment 3 on the tabla loop: the observed and synthesised sounds and their figure; `(observed, synthesised)`."
+    cs = p.sound
+    xs = _tabla(cs)
+    learn, r.results['sound_seconds'] = _timed(train, xs, cs, progress=False)
+    ss = synthesised(learn.model)
+    r.add_sound(xs, 'tabla_observed.wav', 'observed tabla', sr=cs.sr)
+    r.add_sound(_chained(ss, cs.sr), 'tabla_synthesised.wav', 'synthesised tabla (chains one after another)', sr=cs.sr)
+    r.add_figure(_figure(xs, ss, cs), 'tabla.png', 'waveforms and spectrograms')
+    return xs, ss
+
+def _sound_table(r: Report, p: STGPreset, xs, ss) -> None:
+    "Log-mel statistics against the observed sound of the synthesis, another excerpt (the floor) and the baselines."
+    start = min(p.floor_start, 10.6 - xs.shape[-1] / p.sound.sr)        # the loop is 10.6 s long
+    rows = _sound_rows(xs, _tabla(p.sound, offset=start), {'STGConvNet': ss})
+    r.results['sound'] = {row['sound']: row for row in rows}
+    r.add_table('Log-mel statistics vs the observed sound', rows)
+
+# %% ../nbs/13_stgconvnet.ipynb #d17191fb
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
+    "Experiments 2, 1 (foliage) and 3 (tabla) at `preset`: their media, the FID, FVD and log-mel tables, `results`."
+    p = pick_preset(PRESETS, preset, **overrides)
+    r = Report('STGConvNet: dynamic textures and sounds', chapter_folder(out, 'stgconvnet'), preset)
+    exp2 = _experiment2(r, p)
+    exp1 = _experiment1(r, p, exp2[0])
+    _texture_tables(r, p, exp2, exp1)
+    _sound_table(r, p, *_experiment3(r, p))
+    r.add_text(_summary(p, r.results))
+    return r
+
+def _summary(p: STGPreset, res: dict) -> str:
+    "The report's paragraph: the three experiments, their sizes and run times `res`."
+    (T, S, _), c1, cs = p.fc.shape, p.st, p.sound
+    return (f"Xie, Zhu, Wu: spatial-temporal generative ConvNet. Experiment 2 (spatially fully connected second layer) "
+            f"on foliage (tree.avi, {T} frames {S}x{S}), {p.fc.iters} iterations in {res['video_seconds']:.0f} s; "
+            f"experiment 1 (layer by layer, layers joining at iterations {', '.join(map(str, c1.grow))}) on the same "
+            f"clip, {c1.iters} iterations in {res['exp1_seconds']:.0f} s; experiment 3 on "
+            f"{cs.shape[0] / cs.sr:.2f} s of Sonic Pi's loop_tabla, {cs.iters} iterations in "
+            f"{res['sound_seconds']:.0f} s. The paper reports no numbers; "
+            "FID/FVD use few samples (singular covariances), so compare only within a table.")
 
 # %% ../nbs/13_stgconvnet.ipynb #2158adfa
-def _bench_shape(cfg, repeats, device):
+def _bench_shape(cfg, repeats, device) -> dict:
+    "Median seconds of one Langevin step and of forward+backward passes of `cfg`'s network, timed side by side."
     set_seed(0)
     model = build_model(cfg).to(device)
     I = torch.randn_like(model.chains) * 40
     Ig = I.clone().requires_grad_()
     def fb(x):
-        model.zero_grad(); model.f(x).sum().backward()
+        model.zero_grad()
+        model.f(x).sum().backward()
     # one Langevin step; forward + backward with weight and input gradients; weight gradients only (a classifier's step)
-    t_lang, t_fb, t_fbw = (float(np.median(t)) for t in time_interleaved([lambda: langevin(model, I, steps=1), lambda: fb(Ig), lambda: fb(I)], repeats, device=device))
+    rivals = [lambda: langevin(model, I, steps=1), lambda: fb(Ig), lambda: fb(I)]
+    t_lang, t_fb, t_fbw = (float(np.median(t)) for t in time_interleaved(rivals, repeats, device=device))
     return dict(shape=list(cfg.shape), chains=cfg.chains, langevin_steps_per_s=1 / t_lang, langevin_step_s=t_lang,
                 forward_backward_s=t_fb, forward_backward_weights_only_s=t_fbw,
-                langevin_over_forward_backward=t_lang / t_fb, langevin_over_forward_backward_weights_only=t_lang / t_fbw)
+                langevin_over_forward_backward=t_lang / t_fb,
+                langevin_over_forward_backward_weights_only=t_lang / t_fbw)
 
-def bench(out: dict | None = None, repeats=7) -> dict:
+# %% ../nbs/13_stgconvnet.ipynb #8d7d3ad3
+def _learning_speed(cfg, device) -> float:
+    "Learning iterations per second of `cfg` on a random video."
+    x = torch.rand(1, 3, *cfg.shape) * 2 - 1
+    return cfg.iters / _timed(train, x, cfg, progress=False, device=device)[1]
+
+def bench(repeats: int = 7) -> dict:
     "Langevin steps/s at the smoke and paper shapes, the Langevin step / forward+backward ratio, learning iterations/s."
     from vidnb.core import default_device
-    res = out if out is not None else {}
-    dev = default_device(); res['device'] = str(dev); res['threads'] = torch.get_num_threads()
-    for name, cfg in [('video_smoke', preset('fc', 'smoke')), ('video_paper', preset('fc', 'paper')),
-                      ('sound_smoke', preset('sound', 'smoke')), ('sound_paper', preset('sound', 'paper'))]:
-        res[name] = _bench_shape(cfg, 1 if name == 'video_paper' and dev.type == 'cpu' else repeats, dev)   # a minute per round on a CPU
-    cfg = preset('fc', 'smoke', iters=6)
-    x = torch.rand(1, 3, *cfg.shape) * 2 - 1
-    t0 = time.perf_counter(); train(x, cfg, progress=False, device=dev); dt = time.perf_counter() - t0
-    res['video_smoke']['learning_iters_per_s'] = cfg.iters / dt
+    dev = default_device()
+    res = dict(device=str(dev), threads=torch.get_num_threads())
+    for kind, arch in (('video', 'fc'), ('sound', 'sound')):
+        for name in PRESETS:
+            once = kind == 'video' and name == 'paper' and dev.type == 'cpu'          # a minute per round on a CPU
+            res[f'{kind}_{name}'] = _bench_shape(config(arch, name), 1 if once else repeats, dev)
+    res['video_smoke']['learning_iters_per_s'] = _learning_speed(config('fc', iters=6), dev)
     return res

@@ -1,4 +1,4 @@
-"""Skorokhodov, Tulyakov & Elhoseiny, *StyleGAN-V: A Continuous Video Generator with the Price, Image Quality and Perks of StyleGAN2* (CVPR 2022): frames at any real time $t$ from a content code and a stream of motion codes, trained with a discriminator that sees only 3 frames per video.
+"""Skorokhodov, Tulyakov & Elhoseiny (CVPR 2022): video frames at any real time from a content code and motion codes.
 
 Docs: https://vidnb.github.io/vidnb/styleganv.html.md"""
 
@@ -6,9 +6,8 @@ Docs: https://vidnb.github.io/vidnb/styleganv.html.md"""
 
 # %% ../nbs/12_styleganv.ipynb #53d99ec6
 from __future__ import annotations
-import math, time, json, argparse, sys, itertools
+import math, time, json, argparse, sys
 from dataclasses import dataclass, asdict, replace, fields
-from fractions import Fraction
 from functools import reduce
 from pathlib import Path
 import numpy as np
@@ -17,18 +16,27 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import check_video, default_device, set_seed, cache_dir, atomic_path, resize_video
 from .learner import (Learner, Callback, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, EMACB,
-                           MixedPrecisionCB, NaNStopCB, load_checkpoint, check_model_state)
+                           MixedPrecisionCB, NaNStopCB, load_checkpoint)
+from .report import chapter_folder, Report, Table, pick_preset
 
 # %% auto #0
-__all__ = ['PRESETS', 'SPANS', 'PAPER_TABLES', 'SMOKE', 'SGVConfig', 'lrelu', 'EqLinear', 'EqConv', 'ModConv', 'base_periods',
-           'AcyclicEmbedding', 'cycle_length', 'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis',
-           'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames',
-           'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty', 'TrainConfig', 'StyleGANV', 'GANLearner', 'train_gan',
-           'moving_mnist_videos', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references',
-           'train_smoke', 'periodicity', 'stream_memory', 'project', 'motion_over_time', 'load_generator',
-           'write_generated', 'cli', 'reproduce', 'bench']
+__all__ = ['SPANS', 'PRESETS', 'PAPER_TABLES', 'SGVConfig', 'TrainConfig', 'SGVPreset', 'sgv_preset', 'lrelu', 'EqLinear',
+           'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length', 'exponential_periods',
+           'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder',
+           'Discriminator', 'sample_times', 'gather_frames', 'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty',
+           'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'generate', 'video_stats', 'evaluate',
+           'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity', 'stream_memory',
+           'stream_memory_rows', 'project', 'motion_over_time', 'load_generator', 'write_generated', 'cli', 'reproduce',
+           'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
+def _check_positive_ints(dc):
+    "Raise ValueError naming the first `int` field of the dataclass instance `dc` that is not a positive int."
+    for f in fields(dc):
+        v = getattr(dc, f.name)
+        if f.type in ('int', int) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{f.name} must be a positive int, got {v!r}")
+
 @dataclass(frozen=True)
 class SGVConfig:
     "Sizes of a StyleGAN-V generator and discriminator."
@@ -49,18 +57,20 @@ class SGVConfig:
     ch_max: int = 64
     d_concat_res: int = 8          # D concatenates the k frame features at this resolution
     k: int = 3                     # frames per video seen by D
-    tanh_out: bool = False         # squash frames with tanh (not in StyleGAN2/-V; the smoke preset needs it: see Generator)
+    tanh_out: bool = False         # squash frames with tanh (not in StyleGAN2/-V; the smoke preset needs it)
 
     def __post_init__(self):
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ('int', int) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{f.name} must be a positive int, got {v!r}")
-        if self.size < 8 or self.size & (self.size - 1): raise ValueError(f"size must be a power of 2 >= 8, got {self.size}")
+        _check_positive_ints(self)
+        if self.size < 8 or self.size & (self.size - 1):
+            raise ValueError(f"size must be a power of 2 >= 8, got {self.size}")
         if self.channels not in (1, 3): raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.spacing not in ('code', 'paper'): raise ValueError(f"spacing must be 'code' or 'paper', got {self.spacing!r}")
-        if self.motion not in ('conv', 'lstm'): raise ValueError(f"motion must be 'conv' or 'lstm', got {self.motion!r}")
-        if self.max_period_len <= self.min_period_len: raise ValueError(f"max_period_len must be > min_period_len={self.min_period_len}, got {self.max_period_len}")
+        if self.spacing not in ('code', 'paper'):
+            raise ValueError(f"spacing must be 'code' or 'paper', got {self.spacing!r}")
+        if self.motion not in ('conv', 'lstm'):
+            raise ValueError(f"motion must be 'conv' or 'lstm', got {self.motion!r}")
+        if self.max_period_len <= self.min_period_len:
+            lo, hi = self.min_period_len, self.max_period_len
+            raise ValueError(f"max_period_len must be > min_period_len={lo}, got {hi}")
         if self.d_concat_res & (self.d_concat_res - 1) or not 4 <= self.d_concat_res <= self.size:
             raise ValueError(f"d_concat_res must be a power of 2 in [4, size={self.size}], got {self.d_concat_res}")
         if not isinstance(self.tanh_out, bool): raise ValueError(f"tanh_out must be a bool, got {self.tanh_out!r}")
@@ -69,11 +79,63 @@ class SGVConfig:
     @property
     def emb_dim(self) -> int: return 2 * self.num_freqs
 
+# %% ../nbs/12_styleganv.ipynb #82d15a23
+SPANS = (2, 4, 8, 16, 32)
+
+@dataclass(frozen=True)
+class TrainConfig:
+    "Training settings (reference defaults: batch 64, lr 0.0025, R1 gamma 0.2 every 16 steps, EMA 20 kimg)."
+    steps: int = 1000
+    bs: int = 16
+    lr: float = 0.0025
+    r1_gamma: float = 0.2
+    r1_every: int = 16
+    ema_kimg: float = 2.0
+    ema_rampup: float | None = 0.05
+    aug_p: float = 0.0
+    ada_target: float | None = None
+    ada_speed_img: float = 20000
+    spans: tuple = SPANS            # total spans (frames) of the clips D sees
+
+    def __post_init__(self): _check_positive_ints(self)
+
+# %% ../nbs/12_styleganv.ipynb #6728ebdd
+@dataclass(frozen=True)
+class SGVPreset:
+    "Every size, step and sample count of the chapter's experiments at one preset."
+    model: SGVConfig                  # the networks
+    train: TrainConfig                # steps, batch, optimiser, R1, EMA, augmentation
+    run_training: bool = True         # reproduce trains and evaluates; False: it only builds and counts the networks
+    n_videos: int = 1024              # Moving-MNIST training videos (`--data moving_mnist`)
+    frames: int = 33                  # frames per training clip (spans up to 32)
+    eval_every: int = 400             # steps between evaluations (also after step 1 and at the end)
+    n_fake: int = 32                  # generated clips per FVD_16
+    n_real: int = 32                  # held-out real videos per FVD_16, one clip each
+    n_samples: int = 4                # sample videos in the report
+    sample_frames: int = 32           # frames per sample video
+    long_frames: int = 1000           # frames of the long video whose periodicity is measured
+    memory_frames: tuple = (100, 1000)    # video lengths of the streaming-memory probe
+    ablation_steps: int = 600         # steps of the run without tanh (notebook)
+
 PRESETS = {
-    'smoke': SGVConfig(ch_base=512, ch_max=32, tanh_out=True),
-    'paper': SGVConfig(size=256, channels=3, z_dim=512, w_dim=512, motion_z_dim=512, num_freqs=256, ch_base=16384, ch_max=512,
-                       d_concat_res=16),
+    'smoke': SGVPreset(SGVConfig(ch_base=512, ch_max=32, tanh_out=True), TrainConfig(steps=2400, bs=16)),
+    'paper': SGVPreset(SGVConfig(size=256, channels=3, z_dim=512, w_dim=512, motion_z_dim=512, num_freqs=256,
+                                 ch_base=16384, ch_max=512, d_concat_res=16),
+                       TrainConfig(steps=390_625, bs=64),        # 25,000 kimg at batch 64 (reference training config)
+                       run_training=False, eval_every=12_500, n_fake=2048, n_real=2048),   # its metrics: every 800 kimg
 }
+
+# %% ../nbs/12_styleganv.ipynb #8eeca64b
+def _take(kw: dict, config) -> dict:
+    "Pop from `kw` the items whose keys are fields of the dataclass `config`."
+    return {f.name: kw.pop(f.name) for f in fields(config) if f.name in kw}
+
+def sgv_preset(name: str = 'smoke', **overrides) -> SGVPreset:
+    "`PRESETS[name]` with `overrides` (None: kept) of its own fields or, by name, of its `model` and `train` configs."
+    kw = {k: v for k, v in overrides.items() if v is not None}
+    model, train = _take(kw, SGVConfig), _take(kw, TrainConfig)
+    p = pick_preset(PRESETS, name, **kw)          # what is left must be fields of SGVPreset
+    return replace(p, model=replace(p.model, **model), train=replace(p.train, **train))
 
 # %% ../nbs/12_styleganv.ipynb #5824f17f
 def lrelu(x, gain=math.sqrt(2)): return F.leaky_relu(x, 0.2) * gain
@@ -90,20 +152,23 @@ class EqLinear(nn.Module):
         return lrelu(x) if self.act else x
 
 class EqConv(nn.Module):
-    "Conv1d/Conv2d with equalised learning rate (`dim`=1 or 2), optional LeakyReLU, optional 2x average-pool after the conv."
+    "Conv1d/Conv2d with equalised learning rate (`dim` 1 or 2), optional LeakyReLU and 2x average-pool after the conv."
     def __init__(self, cin, cout, k, dim=2, padding=0, bias=True, lr_mul=1., act=True, down=False):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin, *([k] * dim)) / lr_mul)
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
-        self.scale, self.lr_mul, self.dim, self.padding, self.act, self.down = lr_mul / math.sqrt(cin * k ** dim), lr_mul, dim, padding, act, down
+        self.scale, self.lr_mul = lr_mul / math.sqrt(cin * k ** dim), lr_mul
+        self.dim, self.padding, self.act, self.down = dim, padding, act, down
     def forward(self, x):
         conv = F.conv1d if self.dim == 1 else F.conv2d
-        x = conv(x, self.weight * self.scale, None if self.bias is None else self.bias * self.lr_mul, padding=self.padding)
+        b = None if self.bias is None else self.bias * self.lr_mul
+        x = conv(x, self.weight * self.scale, b, padding=self.padding)
         if self.down: x = F.avg_pool2d(x, 2)
         return lrelu(x) if self.act else x
 
+# %% ../nbs/12_styleganv.ipynb #8ab188f6
 class ModConv(nn.Module):
-    "Modulated (and demodulated) conv2d: style s = A(w) scales the input channels; optional 2x bilinear upsampling first."
+    "Modulated, demodulated conv2d: the style s = A(w) scales the input channels; optional 2x bilinear upsampling."
     def __init__(self, cin, cout, k, w_dim, demod=True, up=False, act=True):
         super().__init__()
         self.affine = EqLinear(w_dim, cin, bias_init=1.)
@@ -114,8 +179,8 @@ class ModConv(nn.Module):
         s = self.affine(w)                                                       # (B, cin)
         wt = self.weight * self.scale                                            # (cout, cin, k, k)
         if self.up: x = F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
-        x = F.conv2d(x * s[:, :, None, None].to(x.dtype), wt.to(x.dtype), padding=self.pad)      # = conv with the modulated weight
-        if self.demod:                                                           # 1/||s_i w_oik|| per sample and output channel
+        x = F.conv2d(x * s[:, :, None, None].to(x.dtype), wt.to(x.dtype), padding=self.pad)   # = modulated weight
+        if self.demod:                                                           # 1/||s_i w_oik|| per sample, output
             d = torch.rsqrt((s.float().pow(2) @ wt.float().pow(2).sum([2, 3]).T) + 1e-8)    # (B, cout)
             x = x * d[:, :, None, None].to(x.dtype)
         x = x + self.bias.to(x.dtype)[:, None, None]
@@ -128,8 +193,9 @@ def base_periods(cfg: SGVConfig) -> Tensor:
     if cfg.spacing == 'code': return 2 ** torch.linspace(math.log2(lo), math.log2(hi), n, dtype=torch.float64)
     return lo + torch.arange(n, dtype=torch.float64) / n * (hi - lo)
 
+# %% ../nbs/12_styleganv.ipynb #b82f23cb
 class AcyclicEmbedding(nn.Module):
-    "v_t from the left/right motion codes and the anchor times: sin/cos waves with tanh(.)+1 period scales, aligned at anchors."
+    "v_t from the left/right motion codes and anchor times: sin/cos waves, tanh(.)+1 period scales, aligned at anchors."
     def __init__(self, cfg: SGVConfig):
         super().__init__()
         periods = base_periods(cfg)
@@ -144,7 +210,7 @@ class AcyclicEmbedding(nn.Module):
         a = self.freqs * scale * t[:, None] + phase
         return torch.cat([a.sin(), a.cos()], 1)
     def forward(self, t, u_left, u_right, t_left, t_right, alpha):
-        "All arguments flat over frames: t, t_left, t_right, alpha (N,); u_left, u_right (N, motion_z_dim) -> (N, 2*num_freqs)."
+        "Flat over frames: t, t_left, t_right, alpha (N,); u_left, u_right (N, motion_z_dim) -> v (N, 2*num_freqs)."
         scale = self.periods(u_left).tanh() + 1
         phase = self.phases(u_left) * self.phase_scales
         a = alpha[:, None]
@@ -163,12 +229,13 @@ def exponential_periods(n: int, lo: float, hi: float) -> Tensor:
 
 # %% ../nbs/12_styleganv.ipynb #a2df0e0b
 class MotionMapping(nn.Module):
-    "Motion noise every `min_period_len` frames -> codes u (conv1d without padding, or LSTM) -> acyclic embedding v_t at times t."
+    "Motion noise every `min_period_len` frames -> codes u (conv1d, no padding, or LSTM) -> acyclic embedding v_t at t."
     def __init__(self, cfg: SGVConfig):
         super().__init__()
         self.cfg, d = cfg, cfg.motion_z_dim
         if cfg.motion == 'conv':
-            self.net = nn.Sequential(*[EqConv(d, d, cfg.kernel_size, dim=1, lr_mul=0.01) for _ in range(cfg.motion_layers)])
+            layers = [EqConv(d, d, cfg.kernel_size, dim=1, lr_mul=0.01) for _ in range(cfg.motion_layers)]
+            self.net = nn.Sequential(*layers)
             self.extra = (cfg.kernel_size - 1) * cfg.motion_layers
         else:
             self.net, self.extra = nn.LSTM(d, d, batch_first=True), 0
@@ -190,7 +257,8 @@ class MotionMapping(nn.Module):
         if motion_z is None: motion_z = self.sample_noise(B, t.max().item(), device=t.device)
         need = self.n_codes(t.max().item())
         if motion_z.shape[0] != B or motion_z.shape[1] < need:
-            raise ValueError(f"motion_z must be (B={B}, >= {need}, {self.cfg.motion_z_dim}) to cover t <= {t.max().item():.1f}, got {tuple(motion_z.shape)}")
+            raise ValueError(f"motion_z must be (B={B}, >= {need}, {self.cfg.motion_z_dim}) to cover "
+                             f"t <= {t.max().item():.1f}, got {tuple(motion_z.shape)}")
         u = self.codes(motion_z.to(t.device, torch.float32))
         L = self.cfg.min_period_len
         t = t.float()
@@ -207,19 +275,23 @@ class MappingNetwork(nn.Module):
     "z -> w: pixel norm, then `layers` EqLR fully connected layers (lr_mul 0.01)."
     def __init__(self, z_dim, w_dim, layers=2, lr_mul=0.01):
         super().__init__()
-        self.net = nn.Sequential(*[EqLinear(z_dim if i == 0 else w_dim, w_dim, lr_mul=lr_mul, act=True) for i in range(layers)])
+        dims = [z_dim] + [w_dim] * layers
+        self.net = nn.Sequential(*[EqLinear(a, b, lr_mul=lr_mul, act=True) for a, b in zip(dims, dims[1:])])
     def forward(self, z): return self.net(z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8))
 
+# %% ../nbs/12_styleganv.ipynb #8cc41c54
 class Synthesis(nn.Module):
-    "StyleGAN2 synthesis network (skip ToRGB) whose 4x4 input is a learned constant joined with the motion embedding v_t; tanh at the end if `cfg.tanh_out`."
+    "StyleGAN2 synthesis (skip ToRGB) from a learned 4x4 constant joined with v_t; tanh at the end if `cfg.tanh_out`."
     def __init__(self, cfg: SGVConfig):
         super().__init__()
         self.cfg, c4 = cfg, cfg.ch(4)
         self.const = nn.Parameter(torch.randn(c4, 4, 4))
-        self.convs, self.torgbs = nn.ModuleList([ModConv(c4 + cfg.emb_dim, c4, 3, cfg.w_dim)]), nn.ModuleList([ModConv(c4, cfg.channels, 1, cfg.w_dim, demod=False, act=False)])
+        self.convs = nn.ModuleList([ModConv(c4 + cfg.emb_dim, c4, 3, cfg.w_dim)])
+        self.torgbs = nn.ModuleList([ModConv(c4, cfg.channels, 1, cfg.w_dim, demod=False, act=False)])
         r = 8
         while r <= cfg.size:
-            self.convs.extend([ModConv(cfg.ch(r // 2), cfg.ch(r), 3, cfg.w_dim, up=True), ModConv(cfg.ch(r), cfg.ch(r), 3, cfg.w_dim)])
+            self.convs.append(ModConv(cfg.ch(r // 2), cfg.ch(r), 3, cfg.w_dim, up=True))
+            self.convs.append(ModConv(cfg.ch(r), cfg.ch(r), 3, cfg.w_dim))
             self.torgbs.append(ModConv(cfg.ch(r), cfg.channels, 1, cfg.w_dim, demod=False, act=False))
             r *= 2
     @property
@@ -227,16 +299,20 @@ class Synthesis(nn.Module):
     def forward(self, ws: Tensor, v: Tensor) -> Tensor:
         "ws (N, num_ws, w_dim), motion embedding v (N, emb_dim) -> frames (N, C, size, size)."
         N = v.shape[0]
-        x = torch.cat([self.const[None].expand(N, -1, -1, -1), v[:, :, None, None].expand(-1, -1, 4, 4).to(self.const.dtype)], 1)
+        const = self.const[None].expand(N, -1, -1, -1)
+        x = torch.cat([const, v[:, :, None, None].expand(-1, -1, 4, 4).to(self.const.dtype)], 1)
         wi = iter(ws.unbind(1))
-        x = self.convs[0](x, next(wi)); img = self.torgbs[0](x, next(wi))
+        x = self.convs[0](x, next(wi))
+        img = self.torgbs[0](x, next(wi))
         for i, rgb in enumerate(self.torgbs[1:]):
-            x = self.convs[1 + 2 * i](x, next(wi)); x = self.convs[2 + 2 * i](x, next(wi))
+            x = self.convs[1 + 2 * i](x, next(wi))
+            x = self.convs[2 + 2 * i](x, next(wi))
             img = F.interpolate(img, scale_factor=2, mode='bilinear', align_corners=False) + rgb(x, next(wi))
         return img.tanh() if self.cfg.tanh_out else img
 
+# %% ../nbs/12_styleganv.ipynb #a6701228
 class Generator(nn.Module):
-    "StyleGAN-V G: content code w = F_c(z) per video, motion embedding v_t per frame, StyleGAN2 synthesis of each frame."
+    "StyleGAN-V G: content code w = F_c(z) per video, motion embedding v_t per frame, StyleGAN2 synthesis per frame."
     def __init__(self, cfg: SGVConfig):
         super().__init__()
         self.cfg = cfg
@@ -253,7 +329,9 @@ class Generator(nn.Module):
         if t.ndim != 2: raise ValueError(f"t must be (B, K) frame times, got shape {tuple(t.shape)}")
         B, K = t.shape
         if ws is None:
-            if z is None or z.shape != (B, self.cfg.z_dim): raise ValueError(f"z must be (B={B}, z_dim={self.cfg.z_dim}), got {None if z is None else tuple(z.shape)}")
+            if z is None or z.shape != (B, self.cfg.z_dim):
+                got = None if z is None else tuple(z.shape)
+                raise ValueError(f"z must be (B={B}, z_dim={self.cfg.z_dim}), got {got}")
             ws = self.ws(z)
         v = self.motion(t, motion_z)
         img = self.synthesis(ws.repeat_interleave(K, 0), v)
@@ -270,6 +348,7 @@ class DBlock(nn.Module):
         self.skip = EqConv(cin, cout, 1, bias=False, act=False, down=True)
     def forward(self, x): return (self.skip(x) + self.conv1(self.conv0(x))) / math.sqrt(2)
 
+# %% ../nbs/12_styleganv.ipynb #a4f68d16
 class TimeDiffEncoder(nn.Module):
     "Time differences (B, k-1) -> Fourier features of each difference, concatenated -> 2-layer mapping -> c (B, dim)."
     def __init__(self, k, dim, n_freqs=16, max_period=1024):
@@ -280,8 +359,9 @@ class TimeDiffEncoder(nn.Module):
         a = dt.float()[..., None] * self.freqs
         return self.net(torch.cat([a.sin(), a.cos()], -1).flatten(1))
 
+# %% ../nbs/12_styleganv.ipynb #f05a59a0
 class Discriminator(nn.Module):
-    "StyleGAN-V D: per-frame ResNet to `d_concat_res`, frame features concatenated, joint blocks to 4x4, projection on time differences."
+    "StyleGAN-V D: per-frame ResNet to `d_concat_res`, frame features concatenated, joint blocks, projection on dt."
     def __init__(self, cfg: SGVConfig, mbstd_group: int = 4):
         super().__init__()
         self.cfg, self.mbstd_group = cfg, mbstd_group
@@ -291,7 +371,8 @@ class Discriminator(nn.Module):
         c = cfg.ch(cfg.d_concat_res) * cfg.k
         self.clip_blocks = nn.ModuleList()
         for r in [r for r in res[:-1] if r <= cfg.d_concat_res]:
-            self.clip_blocks.append(DBlock(c, cfg.ch(r // 2))); c = cfg.ch(r // 2)
+            self.clip_blocks.append(DBlock(c, cfg.ch(r // 2)))
+            c = cfg.ch(r // 2)
         self.conv = EqConv(c + 1, c, 3, padding=1)
         self.fc = EqLinear(c * 16, c, act=True)
         self.out = EqLinear(c, c)
@@ -307,7 +388,8 @@ class Discriminator(nn.Module):
         "Clips x (B, C, k, H, W) with time differences dt (B, k-1) -> scores (B,)."
         c = self.cfg
         check_video(x, 'x', channels=c.channels, frames=c.k, size=c.size, check_range=False)
-        if dt.shape != (x.shape[0], c.k - 1): raise ValueError(f"dt must be (B={x.shape[0]}, k-1={c.k - 1}) time differences, got {tuple(dt.shape)}")
+        if dt.shape != (x.shape[0], c.k - 1):
+            raise ValueError(f"dt must be (B={x.shape[0]}, k-1={c.k - 1}) time differences, got {tuple(dt.shape)}")
         B = x.shape[0]
         h = self.fromrgb(x.transpose(1, 2).flatten(0, 1))
         for blk in self.frame_blocks: h = blk(h)
@@ -318,20 +400,19 @@ class Discriminator(nn.Module):
         return (h * cm).sum(1) / math.sqrt(h.shape[1])
 
 # %% ../nbs/12_styleganv.ipynb #0b491c9a
-SPANS = (2, 4, 8, 16, 32)
-
 def sample_times(batch: int, n_frames: int, k: int = 3, spans=SPANS, generator=None, max_offset: float | None = None):
-    "Real frame indices (B,k) long, generator times (B,k) float (same differences, fractional offset) and differences (B,k-1)."
+    "Real frame indices (B,k), generator times (B,k) (same differences, fractional offset) and differences (B,k-1)."
     ok = [s for s in spans if s <= n_frames - 1 and s >= k - 1]
     if not ok: raise ValueError(f"n_frames must be > min(spans)={min(spans)} to sample {k} frames, got {n_frames}")
     g = generator
     s = torch.tensor(ok)[torch.randint(len(ok), (batch,), generator=g)]
     start = (torch.rand(batch, generator=g) * (n_frames - s)).long()
-    mids = torch.stack([torch.randperm(int(si) - 1, generator=g)[:k - 2].sort().values + 1 for si in s])      # distinct, strictly inside
-    rel = torch.cat([torch.zeros(batch, 1, dtype=torch.long), mids, s[:, None]], 1)
+    inside = lambda si: torch.randperm(int(si) - 1, generator=g)[:k - 2].sort().values + 1      # distinct, inside
+    rel = torch.cat([torch.zeros(batch, 1, dtype=torch.long), torch.stack([inside(si) for si in s]), s[:, None]], 1)
     off = torch.rand(batch, 1, generator=g) * (max_offset if max_offset is not None else float(n_frames - 1))
     return start[:, None] + rel, rel.float() + off, rel.diff(dim=1).float()
 
+# %% ../nbs/12_styleganv.ipynb #f0a75d50
 def gather_frames(videos: Tensor, idx: Tensor) -> Tensor:
     "Frames idx (B,k) of videos (B,C,T,H,W) -> (B,C,k,H,W)."
     B, C, T, H, W = videos.shape
@@ -354,11 +435,13 @@ class VideoAugment(nn.Module):
         on = lambda: (torch.rand(B, device=dev) < p).float()
         flip = 1 - 2 * on() * (torch.rand(B, device=dev) < 0.5).float()
         shift = (torch.rand(B, 2, device=dev) * 2 - 1) * 0.125 * on()[:, None]
-        shift = torch.round(shift * torch.tensor([W, H], device=dev)) * 2 / torch.tensor([W, H], device=dev)   # whole pixels
+        wh = torch.tensor([W, H], device=dev)
+        shift = torch.round(shift * wh) * 2 / wh                                # whole pixels
         theta = torch.zeros(B, 2, 3, device=dev)
         theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = flip, 1., shift
         grid = F.affine_grid(theta.repeat_interleave(K, 0), (B * K, C, H, W), align_corners=False)
-        y = F.grid_sample(x.transpose(1, 2).flatten(0, 1).float(), grid, mode='bilinear', padding_mode='reflection', align_corners=False)
+        frames = x.transpose(1, 2).flatten(0, 1).float()
+        y = F.grid_sample(frames, grid, mode='bilinear', padding_mode='reflection', align_corners=False)
         y = y.unflatten(0, (B, K)).transpose(1, 2).to(x.dtype)
         b = (torch.randn(B, device=dev) * 0.2 * on()).view(B, 1, 1, 1, 1)
         c = torch.exp2(torch.randn(B, device=dev) * 0.5 * on()).view(B, 1, 1, 1, 1)
@@ -367,7 +450,8 @@ class VideoAugment(nn.Module):
     def update(self, d_real: Tensor, batch: int):
         "Accumulate sign(D(real)); every `interval` calls adjust p toward the target overfitting heuristic r_t."
         if self.target is None: return
-        self.acc[0] += d_real.detach().sign().sum().float().to(self.acc.device); self.acc[1] += d_real.numel()
+        self.acc[0] += d_real.detach().sign().sum().float().to(self.acc.device)
+        self.acc[1] += d_real.numel()
         if self.acc[1] >= batch * self.interval:
             rt = (self.acc[0] / self.acc[1]).item()
             self.p.add_(math.copysign(batch * self.interval / self.speed_img, rt - self.target)).clamp_(0, 1)
@@ -385,21 +469,6 @@ def r1_penalty(D, x: Tensor, dt: Tensor):
     return g.float().pow(2).flatten(1).sum(1).mean(), s
 
 # %% ../nbs/12_styleganv.ipynb #30a770ed
-@dataclass(frozen=True)
-class TrainConfig:
-    "Training settings (reference defaults: batch 64, lr 0.0025, R1 gamma 0.2 every 16 steps, EMA 20 kimg)."
-    steps: int = 1000
-    bs: int = 16
-    lr: float = 0.0025
-    r1_gamma: float = 0.2
-    r1_every: int = 16
-    ema_kimg: float = 2.0
-    ema_rampup: float | None = 0.05
-    aug_p: float = 0.0
-    ada_target: float | None = None
-    ada_speed_img: float = 20000
-    spans: tuple = SPANS
-
 class StyleGANV(nn.Module):
     "G, D and the augmentation of one StyleGAN-V run; the config rides in the state_dict."
     def __init__(self, cfg: SGVConfig, aug: VideoAugment | None = None):
@@ -407,18 +476,21 @@ class StyleGANV(nn.Module):
         self.cfg, self.G, self.D, self.aug = cfg, Generator(cfg), Discriminator(cfg), aug or VideoAugment()
     def get_extra_state(self): return asdict(self.cfg)
     def set_extra_state(self, s):
-        if SGVConfig(**s) != self.cfg: raise ValueError(f"checkpoint holds a StyleGANV with config {SGVConfig(**s)}, this one has {self.cfg}")
+        if SGVConfig(**s) != self.cfg:
+            raise ValueError(f"checkpoint holds a StyleGANV with config {SGVConfig(**s)}, this one has {self.cfg}")
 
+# %% ../nbs/12_styleganv.ipynb #845e44fb
 def _ema_decay(tc: TrainConfig):
-    "EMA decay per step: 0.5 ** (batch / ema_nimg), ema_nimg ramped up as min(ema_kimg*1000, step*batch*rampup) (StyleGAN2-ADA)."
+    "EMA decay per step: 0.5 ** (batch / ema_nimg), ema_nimg ramped up as min(ema_kimg*1000, step*batch*rampup)."
     def f(step):
         nimg = tc.ema_kimg * 1000
         if tc.ema_rampup: nimg = min(nimg, max(step * tc.bs * tc.ema_rampup, 1e-8))
         return 0.5 ** (tc.bs / max(nimg, 1e-8))
     return f
 
+# %% ../nbs/12_styleganv.ipynb #9b97f7f3
 class GANLearner(Learner):
-    "The shared Learner for a GAN: G and D optimisers, one D step (with lazy R1) then one G step per batch of real videos."
+    "The shared Learner for a GAN: G and D optimisers, one D step (with lazy R1) then one G step per batch of videos."
     def __init__(self, model: StyleGANV, dls, tc: TrainConfig, cbs=(), **kw):
         self.tc = tc
         super().__init__(model, dls, loss_func=None, lr=tc.lr, cbs=cbs, **kw)
@@ -426,51 +498,69 @@ class GANLearner(Learner):
         adam = lambda ps: torch.optim.Adam(ps, lr=self.lr, betas=(0., 0.99), eps=1e-8)
         return {'G': adam(self.model.G.parameters()), 'D': adam(self.model.D.parameters())}
     def _step(self, name, loss):
-        self.loss = loss; self.callback('after_loss')
-        self.scaler.scale(loss).backward(); self.callback('after_backward')
-        self.scaler.step(self.opts[name]); self.scaler.update(); self.callback('after_step')
+        self.loss = loss
+        self.callback('after_loss')
+        self.scaler.scale(loss).backward()
+        self.callback('after_backward')
+        self.scaler.step(self.opts[name])
+        self.scaler.update()
+        self.callback('after_step')
         for o in self.opts.values(): o.zero_grad(set_to_none=True)
-    def one_batch(self):
-        m, tc, x = self.model, self.tc, self.batch[0]
-        B, T = x.shape[0], x.shape[2]
-        ri, gt, dt = sample_times(B, T, m.cfg.k, tc.spans)
-        real, gt, dt = gather_frames(x, ri), gt.to(x.device), dt.to(x.device)
-        z = lambda: torch.randn(B, m.cfg.z_dim, device=x.device)
-        m.G.requires_grad_(False); m.D.requires_grad_(True)
-        with self.autocast():                                                   # D step
-            fake = m.G(z(), gt)
+    def _z(self, batch, device): return torch.randn(batch, self.model.cfg.z_dim, device=device)
+    def d_step(self, real, gt, dt):
+        "D on real and fake clips (non-saturating loss), then lazy R1 every `r1_every` steps: (loss, scores, r1)."
+        m, tc = self.model, self.tc
+        m.G.requires_grad_(False)
+        m.D.requires_grad_(True)
+        with self.autocast():
+            fake = m.G(self._z(len(real), real.device), gt)
             d_real, d_fake = m.D(m.aug(real), dt), m.D(m.aug(fake), dt)
-            self.preds = (d_real, d_fake); self.callback('after_predict')
+            self.preds = (d_real, d_fake)
+            self.callback('after_predict')
             ld = d_loss(d_real, d_fake)
         self._step('D', ld)
-        m.aug.update(d_real, B)
-        r1 = None
-        if self.train_iter % tc.r1_every == 0 and tc.r1_gamma > 0:             # lazy R1
-            with self.autocast(): r1, _ = r1_penalty(m.D, m.aug(real), dt)
-            self._step('D', r1 * (tc.r1_gamma / 2 * tc.r1_every))
-        m.G.requires_grad_(True); m.D.requires_grad_(False)
-        with self.autocast(): lg = g_loss(m.D(m.aug(m.G(z(), gt)), dt))         # G step
+        m.aug.update(d_real, len(real))
+        if self.train_iter % tc.r1_every or tc.r1_gamma <= 0: return ld, d_real, d_fake, None
+        with self.autocast(): r1, _ = r1_penalty(m.D, m.aug(real), dt)
+        self._step('D', r1 * (tc.r1_gamma / 2 * tc.r1_every))
+        return ld, d_real, d_fake, r1
+    def g_step(self, gt, dt):
+        "G against D on fresh fake clips at the same times."
+        m = self.model
+        m.G.requires_grad_(True)
+        m.D.requires_grad_(False)
+        with self.autocast(): lg = g_loss(m.D(m.aug(m.G(self._z(len(gt), gt.device), gt)), dt))
         self._step('G', lg)
         m.D.requires_grad_(True)
-        self.terms = dict(loss_D=ld.detach(), loss_G=lg.detach(), d_real=d_real.detach().mean(), d_fake=d_fake.detach().mean(), p_aug=m.aug.p.clone())
+        return lg
+    def one_batch(self):
+        x = self.batch[0]
+        ri, gt, dt = sample_times(x.shape[0], x.shape[2], self.model.cfg.k, self.tc.spans)
+        real, gt, dt = gather_frames(x, ri), gt.to(x.device), dt.to(x.device)
+        ld, d_real, d_fake, r1 = self.d_step(real, gt, dt)
+        lg = self.g_step(gt, dt)
+        self.terms = dict(loss_D=ld.detach(), loss_G=lg.detach(), d_real=d_real.detach().mean(),
+                          d_fake=d_fake.detach().mean(), p_aug=self.model.aug.p.clone())
         if r1 is not None: self.last_r1 = r1.detach()
         self.loss = (ld + lg).detach()
 
+# %% ../nbs/12_styleganv.ipynb #e2578fd0
 def _term(k): return lambda learn: learn.terms[k]
 
-def train_gan(videos: Tensor, cfg: SGVConfig, tc: TrainConfig, out=None, every: int | None = None, seed: int = 0, progress: bool = True,
-              cbs=(), device=None, model: StyleGANV | None = None) -> GANLearner:
+def train_gan(videos: Tensor, cfg: SGVConfig, tc: TrainConfig, out=None, every: int | None = None, seed: int = 0,
+              progress: bool = True, cbs=(), device=None, model: StyleGANV | None = None) -> GANLearner:
     "Train StyleGAN-V on `videos` (N,C,T,H,W) in [-1,1] for `tc.steps` steps; resumable from `out/checkpoint.pt`."
     check_video(videos, 'videos', channels=cfg.channels, size=cfg.size)
-    sample_times(1, videos.shape[2], cfg.k, tc.spans)                            # fails early if the videos are too short
+    sample_times(1, videos.shape[2], cfg.k, tc.spans)                   # fails early if the videos are too short
     set_seed(seed)
     model = model or StyleGANV(cfg, VideoAugment(tc.aug_p, tc.ada_target, tc.ada_speed_img))
     dls = DataLoaders.from_tensors(videos, bs=min(tc.bs, len(videos)), valid_pct=0, seed=seed)
-    cb = [DeviceCB(device), MixedPrecisionCB(),
-          MetricsCB(every=max(1, min(tc.steps // 40, 50)), **{k: _term(k) for k in ('loss_D', 'loss_G', 'd_real', 'd_fake', 'p_aug')}),
+    terms = {k: _term(k) for k in ('loss_D', 'loss_G', 'd_real', 'd_fake', 'p_aug')}
+    cb = [DeviceCB(device), MixedPrecisionCB(), MetricsCB(every=max(1, min(tc.steps // 40, 50)), **terms),
           NaNStopCB(every=10), EMACB(_ema_decay(tc), select=lambda mm: mm.G, name='G_ema')]
     if progress: cb.append(ProgressCB(leave=False))
-    if out is not None: cb.append(CheckpointCB(Path(out) / 'checkpoint.pt', every=every or max(1, tc.steps // 4), resume=True))
+    if out is not None:
+        cb.append(CheckpointCB(Path(out) / 'checkpoint.pt', every=every or max(1, tc.steps // 4), resume=True))
     learn = GANLearner(model, dls, tc, cbs=cb + list(cbs), default_cbs=False)
     learn.fit(steps=tc.steps)
     return learn
@@ -486,11 +576,13 @@ def moving_mnist_videos(n: int = 512, frames: int = 33, size: int = 32, seed: in
 @torch.no_grad()
 def generate(G: Generator, n_frames: int, n_videos: int = 1, time_step: float = 1.0, seed: int = 0, chunk: int = 64,
              start: float = 0., on_chunk=None, device=None) -> Tensor | None:
-    "Videos (n_videos, C, n_frames, H, W) at times start + i*time_step; with `on_chunk`, chunks are passed to it and None returned."
-    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1: raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+    "Videos (n_videos, C, n_frames, H, W) at times start + i*time_step; with `on_chunk`, chunks go to it (None back)."
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
     if not time_step > 0: raise ValueError(f"time_step must be > 0, got {time_step}")
     device = torch.device(device or next(G.parameters()).device)
-    was = G.training; G.eval()
+    was = G.training
+    G.eval()
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n_videos, G.cfg.z_dim, generator=g).to(device)
     t_max = start + (n_frames - 1) * time_step
@@ -507,81 +599,98 @@ def generate(G: Generator, n_frames: int, n_videos: int = 1, time_step: float = 
 
 # %% ../nbs/12_styleganv.ipynb #07fd2450
 def video_stats(videos: Tensor) -> dict:
-    "Ink (fraction of pixels > 0, i.e. bright in [-1, 1]) and motion (mean |frame t+1 - frame t|) of videos (B,C,T,H,W), T >= 2."
+    "Ink (fraction of pixels > 0, bright in [-1, 1]) and motion (mean |frame t+1 - frame t|) of videos (B,C,T,H,W)."
     check_video(videos, 'videos', check_range=False)
     if videos.shape[2] < 2: raise ValueError(f"videos must have >= 2 frames to measure motion, got {videos.shape[2]}")
     v = videos.float()
     return dict(ink=(v > 0).float().mean().item(), motion=(v[:, :, 1:] - v[:, :, :-1]).abs().mean().item())
 
+# %% ../nbs/12_styleganv.ipynb #7bb4ed8a
 def _fvd(fake: Tensor, real: Tensor, n: int, cache: dict, i3d, device) -> float:
-    "FVD_n of the first n frames of `fake` against `real` by the appendix protocol; the real statistics are kept in `cache` (key f'fvd{n}')."
+    "FVD_n of the first n frames of `fake` against `real` by the appendix protocol; real statistics kept in `cache`."
     from vidnb.metrics import FVDProtocol, i3d_stats, frechet_from_stats
     if real.shape[2] < n: raise ValueError(f"real must have >= {n} frames for FVD_{n}, got {real.shape[2]}")
     proto = FVDProtocol(n_frames=n)
-    if f'fvd{n}' not in cache: cache[f'fvd{n}'] = i3d_stats(real, proto, 'real', net=i3d, device=device, progress=False)
-    return frechet_from_stats(cache[f'fvd{n}'], i3d_stats(fake[:, :, :n], proto, 'fake', net=i3d, device=device, progress=False))
+    stats = lambda v, role: i3d_stats(v, proto, role, net=i3d, device=device, progress=False)
+    if f'fvd{n}' not in cache: cache[f'fvd{n}'] = stats(real, 'real')
+    return frechet_from_stats(cache[f'fvd{n}'], stats(fake[:, :, :n], 'fake'))
+
+def _fid(fake: Tensor, real: Tensor, n: int, cache: dict, seed: int, device) -> float:
+    "Frame FID of n frames of `fake`'s 16-frame clips against n random frames of `real`'s (kept in `cache`)."
+    from vidnb.metrics import inception_stats, frechet_from_stats, feature_net
+    inc = feature_net('inception', device)
+    frames = lambda v: v[:, :, :16].transpose(1, 2).flatten(0, 1)
+    if 'fid' not in cache:
+        rf = frames(real)
+        pick = torch.randperm(len(rf), generator=torch.Generator().manual_seed(seed))[:n]
+        cache['fid'] = inception_stats(rf[pick], net=inc, device=device, progress=False)
+    return frechet_from_stats(cache['fid'], inception_stats(frames(fake)[:n], role='fake', net=inc, device=device,
+                                                            progress=False))
 
 def evaluate(G: Generator, real: Tensor, n_fake: int = 32, fvd128: bool = False, fid_frames: int = 0, seed: int = 0,
              device=None, real_stats=None) -> dict:
-    "FVD_16 (and FVD_128, frame FID on `fid_frames` frames) of `n_fake` videos of G against `real` videos (N,C,T,H,W), and `video_stats` of the generated 16-frame clips."
+    "Ink, motion, FVD_16 (and FVD_128, frame FID) of `n_fake` videos of G against `real` videos (N,C,T,H,W)."
     import warnings
-    from vidnb.metrics import inception_stats, frechet_from_stats, feature_net, SmallSampleWarning
+    from vidnb.metrics import feature_net, SmallSampleWarning
     device = torch.device(device or default_device())
     cache = real_stats if real_stats is not None else {}
-    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', SmallSampleWarning)
         i3d = feature_net('i3d', device)
         lens = [16] + ([128] if fvd128 else [])
         fake = generate(G, max(lens), n_videos=n_fake, seed=seed + 1, device=device)
-        out.update(video_stats(fake[:, :, :16]))
+        out = video_stats(fake[:, :, :16])
         for n in lens: out[f'FVD_{n}'] = _fvd(fake, real, n, cache, i3d, device)
-        if fid_frames:
-            inc = feature_net('inception', device)
-            if 'fid' not in cache:
-                rf = real[:, :, :16].transpose(1, 2).flatten(0, 1)
-                cache['fid'] = inception_stats(rf[torch.randperm(len(rf), generator=torch.Generator().manual_seed(seed))[:fid_frames]], net=inc, device=device, progress=False)
-            ff = fake[:, :, :16].transpose(1, 2).flatten(0, 1)[:fid_frames]
-            out['FID'] = frechet_from_stats(cache['fid'], inception_stats(ff, role='fake', net=inc, device=device, progress=False))
+        if fid_frames: out['FID'] = _fid(fake, real, fid_frames, cache, seed, device)
     return out
 
+# %% ../nbs/12_styleganv.ipynb #651758d8
 class EvalCB(Callback):
-    "After step 1, every `every` steps and at the end evaluate the EMA generator with `evaluate`; results in `self.rows` (checkpointed)."
+    "Evaluate the EMA generator with `evaluate` after step 1, every `every` steps and at the end; rows (checkpointed)."
     order = 60
-    def __init__(self, real, every=100, **kw): self.real, self.every, self.kw, self.rows, self.cache = real, every, kw, [], {}
+    def __init__(self, real, every=100, **kw):
+        self.real, self.every, self.kw, self.rows, self.cache = real, every, kw, [], {}
     def _eval(self, learn):
         if self.rows and self.rows[-1]['step'] == learn.train_iter: return
         t0 = time.perf_counter()
-        self.rows.append(dict(step=learn.train_iter, **evaluate(learn.G_ema, self.real, real_stats=self.cache, **self.kw), seconds=time.perf_counter() - t0))
+        ev = evaluate(learn.G_ema, self.real, real_stats=self.cache, **self.kw)
+        self.rows.append(dict(step=learn.train_iter, **ev, seconds=time.perf_counter() - t0))
     def after_batch(self, learn):
-        if learn.training and self.every and (learn.train_iter % self.every == 0 or learn.train_iter == 1): self._eval(learn)
+        i = learn.train_iter
+        if learn.training and self.every and (i % self.every == 0 or i == 1): self._eval(learn)
     def after_fit(self, learn): self._eval(learn)
     def state_dict(self): return dict(rows=self.rows)
     def load_state_dict(self, sd): self.rows = list(sd['rows'])
 
 # %% ../nbs/12_styleganv.ipynb #5a8e210e
-PAPER_TABLES = {   # the appendix's numbers (its datasets at 256^2, 2048 generated videos); for the report, not comparable with ours
+PAPER_TABLES = {   # the appendix's numbers (its datasets at 256^2, 2048 generated videos); not comparable with ours
     'table6': dict(caption="The paper's table 6: FaceForensics 256^2 (FVD_16, FID, training cost in GPU-days)",
                    rows=[dict(method=m, FVD_16=a, FID=b, gpu_days=c) for m, a, b, c in [
                        ('MoCoGAN', 124.7, 23.97, 5), ('MoCoGAN+SG2', 55.62, 10.82, 8), ('VideoGPT', 185.9, 22.7, 32),
-                       ('MoCoGAN-HD', 111.8, 7.12, 16.5), ('DIGAN', 62.5, 19.1, 16), ('StyleGAN-V', 47.41, 9.445, 8), ('StyleGAN2', None, 8.42, 7.72)]]),
-    'table4': dict(caption="The paper's table 4: FVD_16 of one StyleGAN-V checkpoint by protocol (FaceForensics, SkyTimelapse)",
+                       ('MoCoGAN-HD', 111.8, 7.12, 16.5), ('DIGAN', 62.5, 19.1, 16), ('StyleGAN-V', 47.41, 9.445, 8),
+                       ('StyleGAN2', None, 8.42, 7.72)]]),
+    'table4': dict(caption="The paper's table 4: FVD_16 of one StyleGAN-V checkpoint by protocol "
+                           "(FaceForensics, SkyTimelapse)",
                    rows=[dict(protocol=k, FaceForensics=a, SkyTimelapse=b) for k, a, b in [
-                       ('proper computation', 76.82, 61.95), ('resized to 128^2', 38.92, 59.86), ('jpg q=75 instead of 95', 80.17, 71.40),
-                       ('all clips per video', 84.59, 72.03), ('only first frames', 91.64, 59.74), ('subsampling s=8', 82.88, 90.21),
+                       ('proper computation', 76.82, 61.95), ('resized to 128^2', 38.92, 59.86),
+                       ('jpg q=75 instead of 95', 80.17, 71.40), ('all clips per video', 84.59, 72.03),
+                       ('only first frames', 91.64, 59.74), ('subsampling s=8', 82.88, 90.21),
                        ('still real images', 342.5, 166.8)]]),
-    'lstm': dict(caption="Appendix C: FVD_128 of StyleGAN-V and its LSTM-motion variant (two anchor distances); the LSTM's motion collapses",
-                 rows=[dict(model='StyleGAN-V (conv1d motion)', FVD_128=197.0), dict(model='LSTM motion codes, anchor distance a', FVD_128=196.1),
+    'lstm': dict(caption="Appendix C: FVD_128 of StyleGAN-V and its LSTM-motion variant (two anchor distances); "
+                         "the LSTM's motion collapses",
+                 rows=[dict(model='StyleGAN-V (conv1d motion)', FVD_128=197.0),
+                       dict(model='LSTM motion codes, anchor distance a', FVD_128=196.1),
                        dict(model='LSTM motion codes, anchor distance b', FVD_128=165.8)]),
 }
 
 def paper_tables() -> list:
-    "The paper's tables as report tables (captions say whose numbers they are)."
-    return [dict(caption=t['caption'], rows=[dict(r) for r in t['rows']]) for t in PAPER_TABLES.values()]
+    "The paper's tables as `Table`s (their captions say whose numbers they are)."
+    return [Table(t['caption'], [dict(r) for r in t['rows']]) for t in PAPER_TABLES.values()]
 
+# %% ../nbs/12_styleganv.ipynb #533ba9c2
 @torch.no_grad()
 def fvd_references(real: Tensor, other: Tensor, device=None, real_stats=None) -> dict:
-    "FVD_16 against `real` (as `evaluate` scores G) of `other` real videos (the floor) and of the same `other` frozen at their first frame (table 4's still images)."
+    "FVD_16 against `real`, as `evaluate` scores G, of `other` real videos (the floor) and of them frozen (table 4)."
     import warnings
     from vidnb.metrics import feature_net, SmallSampleWarning
     check_video(other, 'other', frames=None, check_range=False)
@@ -591,23 +700,22 @@ def fvd_references(real: Tensor, other: Tensor, device=None, real_stats=None) ->
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', SmallSampleWarning)
         i3d = feature_net('i3d', device)
-        score = lambda v: _fvd(v, real, 16, cache, i3d, device)                  # scored exactly as `evaluate` scores G
+        score = lambda v: _fvd(v, real, 16, cache, i3d, device)
         moving = other[:, :, :16]
-        return dict(other_real=score(moving), still_real=score(moving[:, :, :1].expand_as(moving).contiguous()), n_real=len(real), n_other=len(other))
+        still = moving[:, :, :1].expand_as(moving).contiguous()
+        return dict(other_real=score(moving), still_real=score(still), n_real=len(real), n_other=len(other))
 
 # %% ../nbs/12_styleganv.ipynb #dde56ed2
-SMOKE = dict(n_videos=1024, frames=33, steps=2400, bs=16, lr=0.0025, eval_every=400, n_fake=32, n_real=32, ada_target=None)
+def _held_out(p: SGVPreset, seed: int = 0) -> Tensor:
+    "The held-out real videos a smoke run is scored against."
+    return moving_mnist_videos(p.n_real, p.frames, p.model.size, seed=seed + 1000)
 
-def train_smoke(steps: int | None = None, out=None, progress: bool = True, eval_every: int | None = None, motion: str = 'conv', seed: int = 0,
-                tanh_out: bool = True):
-    "The smoke Moving-MNIST run: returns (learner, eval rows); `tanh_out=False` is the ablation of the smoke section."
-    p = SMOKE
-    vids = moving_mnist_videos(p['n_videos'], p['frames'], seed=seed)
-    real = moving_mnist_videos(p['n_real'], p['frames'], seed=seed + 1000)
-    steps = steps or p['steps']
-    ev = EvalCB(real, every=eval_every or p['eval_every'], n_fake=p['n_fake'])
-    learn = train_gan(vids, replace(PRESETS['smoke'], motion=motion, tanh_out=tanh_out), TrainConfig(steps=steps, bs=p['bs'], lr=p['lr'], ada_target=p['ada_target']), out=out, progress=progress,
-                      cbs=[ev], seed=seed)
+def train_smoke(p: SGVPreset | None = None, out=None, progress: bool = True, seed: int = 0):
+    "The Moving-MNIST run of preset `p` (default `PRESETS['smoke']`): returns (learner, eval rows)."
+    p = p or PRESETS['smoke']
+    vids = moving_mnist_videos(p.n_videos, p.frames, p.model.size, seed=seed)
+    ev = EvalCB(_held_out(p, seed), every=p.eval_every, n_fake=p.n_fake)
+    learn = train_gan(vids, p.model, p.train, out=out, progress=progress, cbs=[ev], seed=seed)
     return learn, ev.rows
 
 # %% ../nbs/12_styleganv.ipynb #3f6d342d
@@ -617,11 +725,12 @@ def periodicity(video: Tensor, min_lag: int = 64) -> tuple:
     x = x - x.mean(0, keepdim=True)
     x = F.normalize(x, dim=1)
     T = len(x)
-    if T <= min_lag: raise ValueError(f"video must have more than min_lag={min_lag} frames, got {T}")
+    if T < 2 * min_lag: raise ValueError(f"video must have at least 2 * min_lag = {2 * min_lag} frames, got {T}")
     c = torch.stack([(x[:-l] * x[l:]).sum(1).mean() for l in range(min_lag, T // 2 + 1)])
     i = int(c.argmax())
     return float(c[i]), min_lag + i
 
+# %% ../nbs/12_styleganv.ipynb #45440d20
 _PROBE = """
 import sys, time, json, torch
 torch.set_num_threads(1)
@@ -641,37 +750,49 @@ print(json.dumps(dict(peak_mb=peak[0] - base, seconds=s)))
 """
 
 def stream_memory(G: Generator, n_frames: int, chunk: int = 50, stream: bool = True) -> dict:
-    "Growth of the resident memory (MB, sampled per chunk) of a fresh process generating `n_frames` frames in chunks (streamed and dropped, or kept when not `stream`)."
+    "Growth (MB) of the resident memory of a fresh process generating `n_frames` frames in chunks, streamed or kept."
     import subprocess, tempfile, os
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', MALLOC_MMAP_THRESHOLD_='65536',
+               MALLOC_TRIM_THRESHOLD_='0', MALLOC_ARENA_MAX='1')
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / 'g.pt'
         torch.save(dict(cfg=asdict(G.cfg), sd={k: v.cpu() for k, v in G.state_dict().items()}), p)
-        env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0', MALLOC_ARENA_MAX='1')
-        r = subprocess.run([sys.executable, '-c', _PROBE, str(p), str(n_frames), str(chunk), '1' if stream else '0'],
-                           capture_output=True, text=True, env=env, timeout=600)
+        args = [sys.executable, '-c', _PROBE, str(p), str(n_frames), str(chunk), '1' if stream else '0']
+        r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     if r.returncode: raise RuntimeError(f"memory probe failed: {r.stderr[-500:]}")
     o = json.loads(r.stdout.strip().splitlines()[-1])
     return dict(frames=n_frames, stream=stream, peak_mb=o['peak_mb'], kb_per_frame=1024 * o['peak_mb'] / n_frames,
                 seconds=o['seconds'], frames_per_s=n_frames / o['seconds'])
 
+def stream_memory_rows(G: Generator, lengths=(100, 1000)) -> list:
+    "`stream_memory` at each length, streamed, then at the longest with every frame kept."
+    return [stream_memory(G, n) for n in lengths] + [stream_memory(G, max(lengths), stream=False)]
+
 # %% ../nbs/12_styleganv.ipynb #99ae8ac2
-def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, seed: int = 0, start: str = 'nearest', n_init: int = 256) -> tuple:
-    "W+ code (1, num_ws, w_dim) fitting target frame (1,C,H,W) at t=0 by pixel MSE (LPIPS unavailable offline), from the `n_init` samples' mean w or nearest w; returns (ws, losses)."
-    if target.ndim != 4 or target.shape[0] != 1: raise ValueError(f"target must be one frame (1,C,H,W), got shape {tuple(target.shape)}")
+def _frame_errors(G: Generator, w: Tensor, t: Tensor, mz: Tensor, target: Tensor) -> Tensor:
+    "Pixel MSE to `target` of the frame at time t of each content code in w (N, w_dim), 64 at a time."
+    def err(c):
+        n = len(c)
+        frames = G(None, t.expand(n, -1), mz.expand(n, *mz.shape[1:]), ws=c[:, None].expand(-1, G.num_ws, -1))
+        return (frames[:, :, 0] - target).pow(2).flatten(1).mean(1)
+    return torch.cat([err(c) for c in w.split(64)])
+
+def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, seed: int = 0, start: str = 'nearest',
+            n_init: int = 256) -> tuple:
+    "W+ code (1, num_ws, w_dim) fitting frame `target` (1,C,H,W) at t=0 by pixel MSE; returns (ws, losses)."
+    if target.ndim != 4 or target.shape[0] != 1:
+        raise ValueError(f"target must be one frame (1,C,H,W), got shape {tuple(target.shape)}")
     if start not in ('mean', 'nearest'): raise ValueError(f"start must be 'mean' or 'nearest', got {start!r}")
-    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1: raise ValueError(f"n_init must be a positive int, got {n_init!r}")
+    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
+        raise ValueError(f"n_init must be a positive int, got {n_init!r}")
     dev = next(G.parameters()).device
     target = target.to(dev)
     g = torch.Generator().manual_seed(seed)
     mz = G.motion.sample_noise(1, 0., generator=g).to(dev)
     t = torch.zeros(1, 1, device=dev)
-    with torch.no_grad():
+    with torch.no_grad():                          # start: the mean w of `n_init` samples, or the nearest sample's w
         w = G.mapping(torch.randn(n_init, G.cfg.z_dim, generator=g).to(dev))
-        if start == 'mean': w0 = w.mean(0)
-        else:                                                                   # the sample whose frame is nearest the target
-            err = torch.cat([(G(None, t.expand(len(c), -1), mz.expand(len(c), *mz.shape[1:]), ws=c[:, None].expand(-1, G.num_ws, -1))[:, :, 0] - target)
-                             .pow(2).flatten(1).mean(1) for c in w.split(64)])
-            w0 = w[err.argmin()]
+        w0 = w.mean(0) if start == 'mean' else w[_frame_errors(G, w, t, mz, target).argmin()]
     ws = w0[None, None].repeat(1, G.num_ws, 1).clone().requires_grad_(True)
     opt = torch.optim.Adam([ws], lr=lr)
     was = [p.requires_grad for p in G.parameters()]
@@ -679,61 +800,82 @@ def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, see
     losses = []
     for _ in range(steps):
         loss = F.mse_loss(G(None, t, mz, ws=ws)[:, :, 0], target)
-        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.detach())    # no device sync per step
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())                                            # no device sync per step
     for p, r in zip(G.parameters(), was): p.requires_grad_(r)
     return ws.detach(), torch.stack(losses).tolist()
 
 # %% ../nbs/12_styleganv.ipynb #c0a1e7d2
 @torch.no_grad()
-def motion_over_time(G: Generator, n_frames: int = 1024, window: int = 64, n_videos: int = 8, seed: int = 0, device=None) -> list:
-    "Ink and motion of `n_videos` generated videos per window of `window` frames, streamed: rows (start, end, ink, motion); a window's motion includes the step into it."
-    if isinstance(window, bool) or not isinstance(window, int) or window < 2: raise ValueError(f"window must be an int >= 2, got {window!r}")
-    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 2: raise ValueError(f"n_frames must be an int >= 2, got {n_frames!r}")
+def motion_over_time(G: Generator, n_frames: int = 1024, window: int = 64, n_videos: int = 8, seed: int = 0,
+                     device=None) -> list:
+    "Ink and motion of `n_videos` generated videos per window of `window` frames, streamed: (start, end, ink, motion)."
+    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+        raise ValueError(f"window must be an int >= 2, got {window!r}")
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 2:
+        raise ValueError(f"n_frames must be an int >= 2, got {n_frames!r}")
     rows, prev = [], []
-    def add(fr):
+    def add(fr):                                   # a window's motion includes the step into it from the frame before
         x = torch.cat(prev[-1:] + [fr], 2)
         s = rows[-1]['end'] if rows else 0
-        rows.append(dict(start=s, end=s + fr.shape[2], ink=(fr > 0).float().mean().item(), motion=video_stats(x)['motion']))
+        ink = (fr > 0).float().mean().item()
+        rows.append(dict(start=s, end=s + fr.shape[2], ink=ink, motion=video_stats(x)['motion']))
         prev[:] = [fr[:, :, -1:]]
     generate(G, n_frames, n_videos=n_videos, seed=seed, chunk=window, on_chunk=add, device=device)
     return rows
 
 # %% ../nbs/12_styleganv.ipynb #1a4a6d8c
-def _load_data(data: str, cfg: SGVConfig, frames: int = 33, n: int | None = None) -> Tensor:
+_VIDEO_SUFFIXES = ('.mp4', '.avi', '.gif', '.mov', '.mkv', '.webm')
+
+def _match_channels(v: Tensor, channels: int) -> Tensor:
+    from vidnb.core import to_rgb, to_gray
+    if channels == 1 and v.shape[1] == 3: return to_gray(v)
+    return to_rgb(v) if channels == 3 and v.shape[1] == 1 else v
+
+def _load_data(data: str, p: SGVPreset) -> Tensor:
+    "Training clips of `p.frames` frames at the preset's size: Moving MNIST (`p.n_videos`) or cut from a folder's."
+    cfg = p.model
     if data == 'moving_mnist':
-        if cfg.channels != 1 or cfg.size > 64: raise ValueError(f"data 'moving_mnist' is gray 64x64: use a 1-channel preset of size <= 64, got channels={cfg.channels}, size={cfg.size}")
-        return moving_mnist_videos(n or SMOKE['n_videos'], frames, cfg.size)
-    p = Path(data)
-    if not p.is_dir(): raise ValueError(f"data must be 'moving_mnist' or a folder of video files, got {data!r}")
-    from vidnb.core import read_video, to_rgb, to_gray
+        if cfg.channels != 1 or cfg.size > 64:
+            raise ValueError("data 'moving_mnist' is gray 64x64: use a 1-channel preset of size <= 64, "
+                             f"got channels={cfg.channels}, size={cfg.size}")
+        return moving_mnist_videos(p.n_videos, p.frames, cfg.size)
+    folder = Path(data)
+    if not folder.is_dir(): raise ValueError(f"data must be 'moving_mnist' or a folder of video files, got {data!r}")
+    from vidnb.core import read_video
     clips = []
-    for f in sorted(q for q in p.iterdir() if q.suffix.lower() in ('.mp4', '.avi', '.gif', '.mov', '.mkv', '.webm')):
-        v = read_video(f, size=cfg.size, square=True)
-        v = to_gray(v) if cfg.channels == 1 and v.shape[1] == 3 else to_rgb(v) if cfg.channels == 3 and v.shape[1] == 1 else v
-        clips += [v[:, :, i:i + frames] for i in range(0, v.shape[2] - frames + 1, frames)]
-    if not clips: raise ValueError(f"data folder {data!r} has no video with at least {frames} frames")
+    for f in sorted(q for q in folder.iterdir() if q.suffix.lower() in _VIDEO_SUFFIXES):
+        v = _match_channels(read_video(f, size=cfg.size, square=True), cfg.channels)
+        clips += [v[:, :, i:i + p.frames] for i in range(0, v.shape[2] - p.frames + 1, p.frames)]
+    if not clips: raise ValueError(f"data folder {data!r} has no video with at least {p.frames} frames")
     return torch.cat(clips)
 
+# %% ../nbs/12_styleganv.ipynb #cda6c069
 def load_generator(path) -> Generator:
     "The EMA generator of a checkpoint written by `train_gan` / `vidnb styleganv train`."
     ck = load_checkpoint(path)
     sd = ck.get('model') if isinstance(ck, dict) else None
     if not isinstance(sd, dict) or '_extra_state' not in sd or ck.get('meta', {}).get('model') != 'StyleGANV':
-        raise ValueError(f"checkpoint {str(path)!r} does not hold a StyleGANV run (train one with `vidnb styleganv train`)")
+        raise ValueError(f"checkpoint {str(path)!r} does not hold a StyleGANV run "
+                         "(train one with `vidnb styleganv train`)")
     G = Generator(SGVConfig(**sd['_extra_state']))
     ema = ck.get('cbs', {}).get('EMACB')
     G.load_state_dict(ema if ema is not None else {k[2:]: v for k, v in sd.items() if k.startswith('G.')})
     return G.eval()
 
-def write_generated(G: Generator, path, n_frames: int, fps: int = 16, seed: int = 0, time_step: float = 1.0, chunk: int = 50) -> Path:
+# %% ../nbs/12_styleganv.ipynb #3c698bae
+def write_generated(G: Generator, path, n_frames: int, fps: int = 16, seed: int = 0, time_step: float = 1.0,
+                    chunk: int = 50) -> Path:
     "Generate `n_frames` frames and stream them into an mp4 (H.264) chunk by chunk, atomically."
     import av
     from vidnb.core import video_to_uint8
     path = Path(path)
     if path.suffix.lower() != '.mp4': raise ValueError(f"out must be an .mp4 file, got {str(path)!r}")
     with atomic_path(path) as tmp, av.open(str(tmp), mode='w', format='mp4') as c:
-        s = c.add_stream('libx264', rate=fps); s.pix_fmt = 'yuv420p'; s.options = {'crf': '18'}
-        s.height = s.width = G.cfg.size
+        s = c.add_stream('libx264', rate=fps)
+        s.pix_fmt, s.options, s.height, s.width = 'yuv420p', {'crf': '18'}, G.cfg.size, G.cfg.size
         def put(frames):
             u = video_to_uint8(frames if frames.shape[1] == 3 else frames.expand(-1, 3, -1, -1, -1))[0]
             for f in u:
@@ -742,124 +884,200 @@ def write_generated(G: Generator, path, n_frames: int, fps: int = 16, seed: int 
         for pkt in s.encode(): c.mux(pkt)
     return path
 
+# %% ../nbs/12_styleganv.ipynb #004d86b1
 def _parser():
-    ap = argparse.ArgumentParser(prog='vidnb styleganv', description='StyleGAN-V: train a continuous-time video GAN, generate videos of any length.')
+    desc = 'StyleGAN-V: train a continuous-time video GAN, generate videos of any length.'
+    ap = argparse.ArgumentParser(prog='vidnb styleganv', description=desc)
     sp = ap.add_subparsers(dest='cmd', required=True)
     t = sp.add_parser('train', help='train (resumes from OUT/checkpoint.pt)')
     t.add_argument('--data', required=True, help="'moving_mnist' or a folder of video files")
-    t.add_argument('--preset', default='smoke', choices=list(PRESETS)); t.add_argument('--out', required=True)
-    t.add_argument('--steps', type=int, default=None); t.add_argument('--bs', type=int, default=None); t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--videos', type=int, default=None, help='number of moving_mnist videos (default 1024)')
+    t.add_argument('--preset', default='smoke', help=f"one of {', '.join(PRESETS)}")
+    t.add_argument('--out', required=True)
+    t.add_argument('--steps', type=int, default=None, help="training steps (default: the preset's)")
+    t.add_argument('--bs', type=int, default=None, help="batch size (default: the preset's)")
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--videos', type=int, default=None, help="number of moving_mnist videos (default: the preset's)")
     g = sp.add_parser('generate', help='write an mp4 of N frames from a checkpoint')
-    g.add_argument('--checkpoint', required=True); g.add_argument('--frames', type=int, required=True)
-    g.add_argument('--fps', type=int, default=16); g.add_argument('--out', required=True); g.add_argument('--seed', type=int, default=0)
-    g.add_argument('--time-step', type=float, default=1.0, help='time between frames in training frames (0.5 = 2x frame rate)')
+    g.add_argument('--checkpoint', required=True)
+    g.add_argument('--frames', type=int, required=True)
+    g.add_argument('--fps', type=int, default=16)
+    g.add_argument('--out', required=True)
+    g.add_argument('--seed', type=int, default=0)
+    g.add_argument('--time-step', type=float, default=1.0, help='time between frames, in training frames (0.5: 2x)')
     return ap
 
+# %% ../nbs/12_styleganv.ipynb #efab3da0
+def _train(a) -> dict:
+    "`vidnb styleganv train`: train at the preset (with the given overrides), write a preview; returns a summary."
+    p = sgv_preset(a.preset, steps=a.steps, bs=a.bs, n_videos=a.videos)
+    vids = _load_data(a.data, p)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    learn = train_gan(vids, p.model, p.train, out=out, progress=False, seed=a.seed)
+    prev = write_generated(learn.G_ema.cpu(), out / 'preview.mp4', 64)
+    last = {k: round(float(v), 4) for k, v in learn.history[-1].items() if k not in ('epoch', 'step')}
+    return dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(prev), **last)
+
+def _generate(a) -> dict:
+    "`vidnb styleganv generate`: write a video of any length from a checkpoint; returns a summary."
+    if a.frames < 1: raise ValueError(f"frames must be a positive int, got {a.frames}")
+    if a.fps < 1: raise ValueError(f"fps must be a positive int, got {a.fps}")
+    G = load_generator(a.checkpoint)
+    t0 = time.perf_counter()
+    write_generated(G, a.out, a.frames, a.fps, a.seed, a.time_step)
+    return dict(out=a.out, frames=a.frames, seconds=round(time.perf_counter() - t0, 2))
+
 def cli(argv=None) -> int:
-    "`vidnb styleganv train ...` / `vidnb styleganv generate ...`; returns the exit code (2 with a message for bad input)."
+    "`vidnb styleganv train ...` / `vidnb styleganv generate ...`; the exit code (2 with a message for bad input)."
     try: a = _parser().parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
-    try:
-        if a.cmd == 'train':
-            cfg = PRESETS[a.preset]
-            steps = a.steps if a.steps is not None else SMOKE['steps']
-            if steps < 1: raise ValueError(f"steps must be a positive int, got {steps}")
-            vids = _load_data(a.data, cfg, SMOKE['frames'], a.videos)
-            out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-            tc = TrainConfig(steps=steps, bs=a.bs or (SMOKE['bs'] if a.preset == 'smoke' else 64))
-            learn = train_gan(vids, cfg, tc, out=out, progress=False, seed=a.seed)
-            prev = write_generated(learn.G_ema.cpu(), out / 'preview.mp4', 64)
-            print(json.dumps(dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(prev),
-                                  **{k: round(float(v), 4) for k, v in learn.history[-1].items() if k not in ('epoch', 'step')})))
-        else:
-            if a.frames < 1: raise ValueError(f"frames must be a positive int, got {a.frames}")
-            if a.fps < 1: raise ValueError(f"fps must be a positive int, got {a.fps}")
-            G = load_generator(a.checkpoint)
-            t0 = time.perf_counter()
-            write_generated(G, a.out, a.frames, a.fps, a.seed, a.time_step)
-            print(json.dumps(dict(out=a.out, frames=a.frames, seconds=round(time.perf_counter() - t0, 2))))
+    try: print(json.dumps((_train if a.cmd == 'train' else _generate)(a)))
     except (ValueError, FileNotFoundError) as e:
-        print(f'vidnb styleganv: {e}', file=sys.stderr); return 2
+        print(f'vidnb styleganv: {e}', file=sys.stderr)
+        return 2
     return 0
 
-# %% ../nbs/12_styleganv.ipynb #8f5c0643
-def _save(fig, path):
+# %% ../nbs/12_styleganv.ipynb #14aeb1b6
+def _curves_figure(rows: list, real_stats: dict):
+    "FVD_16, ink and motion of the generated clips at each evaluation; dashed: the real clips' ink and motion."
     import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig); return str(path)
-
-def reproduce(preset: str = 'smoke', out=None, steps: int | None = None) -> dict:
-    "The smoke Moving-MNIST experiment (or, for 'paper', the paper-size networks' parameter counts); figures in `out`."
-    import matplotlib.pyplot as plt
-    from vidnb.core import write_video
-    if preset not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
-    out = Path(out) if out is not None else cache_dir('reproduce', 'styleganv'); out.mkdir(parents=True, exist_ok=True)
-    sizes = [dict(preset=k, G_params=n_params(Generator(c)), D_params=n_params(Discriminator(c)), size=c.size, emb_dim=c.emb_dim) for k, c in PRESETS.items()]
-    cyc = [dict(spacing=s, waves=c.num_freqs, cycle_frames=cycle_length(base_periods(c))) for s, c in
-           [('linear in log2 (code), smoke', PRESETS['smoke']), ('linear in period (eq. 6), smoke', replace(PRESETS['smoke'], spacing='paper'))]]
-    if preset == 'paper':
-        return dict(title='StyleGAN-V (Skorokhodov et al.)', text='Paper preset: networks built and counted; training needs a GPU and a real dataset.',
-                    tables=[dict(caption='Network sizes', rows=sizes)] + paper_tables(), figures=[], results=dict(sizes=sizes, preset=preset))
-    t0 = time.perf_counter()
-    learn, rows = train_smoke(steps=steps, progress=False)
-    secs = time.perf_counter() - t0
-    G = learn.G_ema.cpu()
-    real = moving_mnist_videos(SMOKE['n_real'], SMOKE['frames'], seed=1000)      # the held-out videos EvalCB scores against
-    rs = video_stats(real[:, :, :16])
-    refs = fvd_references(real, moving_mnist_videos(SMOKE['n_fake'], SMOKE['frames'], seed=2000))
     fig, axs = plt.subplots(1, 3, figsize=(11, 2.6))
     for ax, k in zip(axs, ['FVD_16', 'ink', 'motion']):
         ax.plot([r['step'] for r in rows], [r[k] for r in rows], 'o-')
-        if k in rs: ax.axhline(rs[k], color='k', ls='--')
-        ax.set_xlabel('step'); ax.set_title(k)
-    figs = [dict(caption='FVD_16, ink and motion of generated clips during smoke training (dashed: real clips)', path=_save(fig, out / 'fvd_curve.png'))]
-    write_video(generate(G, 32, n_videos=4, seed=0), out / 'samples.mp4', fps=8)
-    figs.append(dict(caption='4 generated Moving-MNIST videos (32 frames)', path=str(out / 'samples.mp4')))
-    long = generate(G, 1000, seed=5, chunk=100)
-    pc, lag = periodicity(long)
-    mem = [stream_memory(G, n) for n in (100, 1000)] + [stream_memory(G, 1000, stream=False)]
-    text = (f"Smoke run: {learn.train_iter} steps, batch {SMOKE['bs']}, {secs / 60:.1f} min on {default_device()}; FVD_16 "
-            f"{rows[0]['FVD_16']:.0f} -> {rows[-1]['FVD_16']:.0f} ({SMOKE['n_fake']} generated vs {SMOKE['n_real']} real clips); ink "
-            f"{rows[-1]['ink']:.3f} and motion {rows[-1]['motion']:.3f} of the generated clips (real: {rs['ink']:.3f}, {rs['motion']:.3f}). "
-            f"Reference points by the same protocol: other real videos {refs['other_real']:.0f}, the same videos frozen at their first frame "
-            f"{refs['still_real']:.0f} (the paper's table 4 'still real images' row). "
-            f"1000-frame video: max frame correlation at lags >= 64 = {pc:.3f} (lag {lag}). The paper's tables below are on its 256^2 datasets.")
-    return dict(title='StyleGAN-V (Skorokhodov et al.)', text=text,
-                tables=[dict(caption='FVD_16, ink and motion during training (EMA generator)', rows=rows),
-                        dict(caption='FVD_16 reference points on the same held-out videos', rows=[
-                            dict(videos='StyleGAN-V smoke generator (last evaluation)', FVD_16=rows[-1]['FVD_16']),
-                            dict(videos='other real Moving-MNIST videos (floor)', FVD_16=refs['other_real']),
-                            dict(videos='the same videos frozen at their first frame', FVD_16=refs['still_real'])]),
-                        dict(caption='Memory of streaming generation', rows=mem),
-                        dict(caption='Cycle length of the base waves (fig. 9)', rows=cyc),
-                        dict(caption='Network sizes', rows=sizes)] + paper_tables(),
-                figures=figs, results=dict(eval=rows, real_stats=rs, references=refs, periodicity=dict(max_corr=pc, lag=lag), memory=mem, cycle=cyc, sizes=sizes,
-                                           minutes=secs / 60, preset=preset))
+        if k in real_stats: ax.axhline(real_stats[k], color='k', ls='--')
+        ax.set_xlabel('step')
+        ax.set_title(k)
+    return fig
 
-def bench(out: dict | None = None, steps: int = 5, frames: int = 64) -> dict:
-    "Generator frames/s and training images/s (smoke config), one paper-size forward, memory of streaming 1000 vs 100 frames."
-    out = {} if out is None else out
-    dev = default_device()
-    cfg = PRESETS['smoke']
-    set_seed(0)
-    vids = torch.rand(64, 1, 33, cfg.size, cfg.size) * 2 - 1
-    tc = TrainConfig(steps=1, bs=16)
-    train_gan(vids, cfg, tc, progress=False, device=dev)                           # warm-up
-    t0 = time.perf_counter(); train_gan(vids, cfg, replace(tc, steps=steps), progress=False, device=dev); s = time.perf_counter() - t0
-    out['train'] = dict(images_per_s=steps * tc.bs * cfg.k / s, videos_per_s=steps * tc.bs / s, note=f'smoke config, batch {tc.bs}, k={cfg.k} frames per video, incl. R1 at step 0', device=str(dev))
-    G = Generator(cfg).to(dev).eval()
-    generate(G, 8, device=dev)
-    t0 = time.perf_counter(); generate(G, frames, chunk=frames, device=dev); s = time.perf_counter() - t0
-    out['generate'] = dict(frames_per_s=frames / s, size=cfg.size, device=str(dev))
-    Gp = Generator(PRESETS['paper']).to(dev).eval()
+def _training(r: Report, p: SGVPreset, learn: GANLearner, rows: list, minutes: float) -> Generator:
+    "Report a smoke run: its evaluations as a table and as curves against the real clips, and a summary; its EMA G."
+    rs = video_stats(_held_out(p)[:, :, :16])
+    r.add_table('FVD_16, ink and motion during training (EMA generator)', rows)
+    caption = 'FVD_16, ink and motion of generated clips during smoke training (dashed: real clips)'
+    r.add_figure(_curves_figure(rows, rs), 'fvd_curve.png', caption)
+    last = rows[-1]
+    r.add_text(f"Smoke run: {learn.train_iter} steps, batch {p.train.bs}, {minutes:.1f} min on {default_device()}; "
+               f"FVD_16 {rows[0]['FVD_16']:.0f} -> {last['FVD_16']:.0f} "
+               f"({p.n_fake} generated vs {p.n_real} real clips); "
+               f"ink {last['ink']:.3f} and motion {last['motion']:.3f} of the generated clips "
+               f"(real: {rs['ink']:.3f}, {rs['motion']:.3f}).")
+    r.results.update(eval=rows, real_stats=rs, minutes=minutes)
+    return learn.G_ema.cpu()
+
+# %% ../nbs/12_styleganv.ipynb #39467f8b
+def _references(r: Report, p: SGVPreset):
+    "FVD_16 of other real videos (the floor) and of the held-out videos frozen, beside the run's last FVD_16."
+    refs = fvd_references(_held_out(p), moving_mnist_videos(p.n_fake, p.frames, p.model.size, seed=2000))
+    rows = [dict(videos='StyleGAN-V smoke generator (last evaluation)', FVD_16=r.results['eval'][-1]['FVD_16']),
+            dict(videos='other real Moving-MNIST videos (floor)', FVD_16=refs['other_real']),
+            dict(videos='the same videos frozen at their first frame', FVD_16=refs['still_real'])]
+    r.add_table('FVD_16 reference points on the same held-out videos', rows)
+    r.add_text(f"Reference points by the same protocol: other real videos {refs['other_real']:.0f}, the same videos "
+               f"frozen at their first frame {refs['still_real']:.0f} (the paper's table 4 'still real images' row).")
+    r.results['references'] = refs
+
+# %% ../nbs/12_styleganv.ipynb #1bef7613
+def _samples(r: Report, G: Generator, p: SGVPreset):
+    "A video of `p.n_samples` generated videos of `p.sample_frames` frames."
+    v = generate(G, p.sample_frames, n_videos=p.n_samples, seed=0)
+    r.add_video(v, 'samples.mp4', f'{p.n_samples} generated Moving-MNIST videos ({p.sample_frames} frames)', fps=8)
+
+# %% ../nbs/12_styleganv.ipynb #53228aa6
+def _long_video(r: Report, G: Generator, p: SGVPreset):
+    "Periodicity of a `p.long_frames`-frame video, and the memory of streaming videos of `p.memory_frames` frames."
+    pc, lag = periodicity(generate(G, p.long_frames, seed=5, chunk=100))
+    mem = stream_memory_rows(G, p.memory_frames)
+    r.add_table('Memory of streaming generation', mem)
+    r.add_text(f'{p.long_frames}-frame video: max frame correlation at lags >= 64 = {pc:.3f} (lag {lag}).')
+    r.results.update(periodicity=dict(max_corr=pc, lag=lag), memory=mem)
+
+# %% ../nbs/12_styleganv.ipynb #359d106a
+def _cycles(r: Report, p: SGVPreset):
+    "Cycle length of the preset's base waves, spaced as the reference code does and as eq. 6 (fig. 9)."
+    spacings = [('linear in log2 (code)', 'code'), ('linear in period (eq. 6)', 'paper')]
+    rows = [dict(spacing=f'{s}, {r.preset}', waves=p.model.num_freqs,
+                 cycle_frames=cycle_length(base_periods(replace(p.model, spacing=k)))) for s, k in spacings]
+    r.add_table('Cycle length of the base waves (fig. 9)', rows)
+    r.results['cycle'] = rows
+
+# %% ../nbs/12_styleganv.ipynb #7ded1ee4
+def _sizes(r: Report):
+    "Parameter counts of G and D at every preset."
+    rows = [dict(preset=k, G_params=n_params(Generator(p.model)), D_params=n_params(Discriminator(p.model)),
+                 size=p.model.size, emb_dim=p.model.emb_dim) for k, p in PRESETS.items()]
+    r.add_table('Network sizes', rows)
+    r.results['sizes'] = rows
+
+def _paper_tables(r: Report):
+    "The paper's own tables, labelled as the paper's."
+    r.add_text("The paper's tables below are on its 256^2 datasets.")
+    for t in paper_tables(): r.add_table(t.caption, t.rows)
+
+# %% ../nbs/12_styleganv.ipynb #add5c1e8
+def _smoke_experiments(r: Report, p: SGVPreset):
+    "Train and evaluate at `p`, then the reference FVDs, samples, the long video and the cycle lengths."
     t0 = time.perf_counter()
-    with torch.no_grad(): Gp(torch.randn(1, 512, device=dev), torch.zeros(1, 1, device=dev))
-    out['paper_generator'] = dict(params=n_params(Gp), one_frame_seconds=time.perf_counter() - t0, size=256, device=str(dev))
-    del Gp
-    G = G.cpu()
-    mem = {f'frames_{n}': stream_memory(G, n) for n in (100, 1000)}
-    mem['frames_1000_kept'] = stream_memory(G, 1000, stream=False)
-    a, b = mem['frames_100'], mem['frames_1000']
-    out['memory'] = dict(**mem, peak_ratio_1000_vs_100=(b['peak_mb'] + 1) / (a['peak_mb'] + 1),
-                         note='peak RSS growth of a fresh process generating in chunks of 50 (streamed, or kept); +1 MB in the ratio')
-    return out
+    learn, rows = train_smoke(p, progress=False)
+    G = _training(r, p, learn, rows, (time.perf_counter() - t0) / 60)
+    _references(r, p)
+    _samples(r, G, p)
+    _long_video(r, G, p)
+    _cycles(r, p)
+
+def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
+    "The chapter's experiments at `preset` (`overrides`: as `sgv_preset`'s, e.g. `steps`); media saved in `out`."
+    p = sgv_preset(preset, **overrides)
+    r = Report('StyleGAN-V (Skorokhodov et al.)', chapter_folder(out, 'styleganv'), preset)
+    if p.run_training: _smoke_experiments(r, p)
+    else: r.add_text('Paper preset: networks built and counted; training needs a GPU and a real dataset.')
+    _sizes(r)
+    _paper_tables(r)
+    r.results['preset'] = preset
+    return r
+
+# %% ../nbs/12_styleganv.ipynb #ba85cbcb
+def _train_speed(p: SGVPreset, steps: int, device) -> dict:
+    "Training videos and images (k frames per video) per second at the preset's model and batch, after a warm-up."
+    set_seed(0)
+    vids = torch.rand(64, p.model.channels, p.frames, p.model.size, p.model.size) * 2 - 1
+    tc = replace(p.train, steps=1)
+    train_gan(vids, p.model, tc, progress=False, device=device)                  # warm-up
+    t0 = time.perf_counter()
+    train_gan(vids, p.model, replace(tc, steps=steps), progress=False, device=device)
+    s = time.perf_counter() - t0
+    return dict(images_per_s=steps * tc.bs * p.model.k / s, videos_per_s=steps * tc.bs / s,
+                note=f'smoke config, batch {tc.bs}, k={p.model.k} frames per video, incl. R1 at step 0',
+                device=str(device))
+
+# %% ../nbs/12_styleganv.ipynb #84d96c59
+@torch.no_grad()
+def _generate_speed(cfg: SGVConfig, frames: int, device) -> dict:
+    "Frames per second of an (untrained) generator of `cfg`, after a warm-up."
+    G = Generator(cfg).to(device).eval()
+    generate(G, 8, device=device)
+    t0 = time.perf_counter()
+    generate(G, frames, chunk=frames, device=device)
+    return dict(frames_per_s=frames / (time.perf_counter() - t0), size=cfg.size, device=str(device))
+
+@torch.no_grad()
+def _paper_forward(device) -> dict:
+    "Parameters of the paper-size generator and the seconds of its first frame."
+    Gp = Generator(PRESETS['paper'].model).to(device).eval()
+    t0 = time.perf_counter()
+    Gp(torch.randn(1, Gp.cfg.z_dim, device=device), torch.zeros(1, 1, device=device))
+    return dict(params=n_params(Gp), one_frame_seconds=time.perf_counter() - t0, size=Gp.cfg.size, device=str(device))
+
+# %% ../nbs/12_styleganv.ipynb #e18697e5
+def _memory_summary(rows: list) -> dict:
+    "`stream_memory_rows` of 100 and 1,000 frames as a dict, with the ratio of their peaks."
+    a, b, kept = rows
+    return dict(frames_100=a, frames_1000=b, frames_1000_kept=kept,
+                peak_ratio_1000_vs_100=(b['peak_mb'] + 1) / (a['peak_mb'] + 1),
+                note='peak RSS growth of a fresh process generating in chunks of 50 (streamed, or kept); '
+                     '+1 MB in the ratio')
+
+def bench(steps: int = 5, frames: int = 64) -> dict:
+    "Training images/s and generator frames/s (smoke), one paper-size frame, memory of streaming 1000 vs 100 frames."
+    p, dev = PRESETS['smoke'], default_device()
+    return dict(train=_train_speed(p, steps, dev), generate=_generate_speed(p.model, frames, dev),
+                paper_generator=_paper_forward(dev), memory=_memory_summary(stream_memory_rows(Generator(p.model))))
