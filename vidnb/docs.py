@@ -498,11 +498,10 @@ def _title(book, default):
     return default
 
 def _write_page(out, name, text):
-    "Write one page atomically (a reader never sees half a page)."
-    p, tmp = out / name, (out / name).with_suffix('.tmp')
-    tmp.write_text(text)
-    tmp.replace(p)
-    return p
+    "Write one page atomically (`core.atomic_path`: a reader never sees half a page)."
+    from vidnb.core import atomic_path
+    with atomic_path(out / name) as t: t.write_text(text)
+    return out / name
 
 def _write_assets(out, nbs, index, images):
     "The site's stylesheet, search index, the notebooks' `styles.css` and the images the pages link to."

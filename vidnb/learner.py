@@ -742,6 +742,12 @@ class LearnerPreset:
     shown: int = 10           # validation digits in the reconstruction figure
     stop_after: int = 7       # the interrupted run stops this many steps after its half-way checkpoint
 
+    def __post_init__(self):
+        room = self.steps - self.steps // 2          # the stop must fall after the half-way checkpoint, before the end
+        if not 0 < self.stop_after < room:
+            raise ValueError(f"stop_after must be in [1, {room - 1}] for steps={self.steps} (the interrupted run "
+                             f"stops between its half-way checkpoint and its end), got {self.stop_after}")
+
 PRESETS = {'smoke': LearnerPreset(), 'paper': LearnerPreset(data='mnist', steps=5000)}
 
 # %% ../nbs/04_learner.ipynb #b526ab76

@@ -59,9 +59,12 @@ def _peak(peak, t, per):
         return torch.tensor(float(peak), dtype=torch.float64)
     raise ValueError(f"peak must be 'gmlr' or a positive number (in [0,1] units), got {peak!r}")
 
-def psnr(pred, target, peak='gmlr', per='sequence', value_range=(-1, 1)):
+def psnr(pred, target, peak='gmlr', per='sequence', value_range=(-1, 1), check=True):
     "PSNR (dB) of `pred` against ground truth `target` `(B,C,T,H,W)`, on images mapped to [0,1]; `(B,)` or `(B,T)`."
-    p, t = _pair(pred, target, value_range)
+    if check: p, t = _pair(pred, target, value_range)
+    else:                               # a metric logged every step of a fit: no device reads, inputs' dtype and device
+        lo, hi = value_range
+        p, t = ((x.detach() - lo) / (hi - lo) for x in (pred, target))
     mse = (p - t).square().mean(_per_dims(per))
     return 10 * torch.log10(_peak(peak, t, per).square() / mse)
 
