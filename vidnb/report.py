@@ -12,9 +12,10 @@ from functools import cached_property
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['INTERVALS', 'MEDIA_KINDS', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset', 'Estimate', 'format_cell',
-           'Table', 'Media', 'Report', 'chapter_folder', 'save_figure', 'markdown_html', 'validate_results',
-           'results_json', 'html_page', 'write_reports', 'run_chapter', 'check_chapter']
+__all__ = ['INTERVALS', 'VERDICTS', 'MEDIA_KINDS', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset', 'Estimate',
+           'versus', 'difference', 'describe_gap', 'format_cell', 'Table', 'Media', 'Report', 'chapter_folder',
+           'save_figure', 'markdown_html', 'validate_results', 'results_json', 'html_page', 'write_reports',
+           'run_chapter', 'check_chapter']
 
 # %% ../nbs/07_report.ipynb #0628d2a0
 def pick_preset(presets: dict, name: str, **overrides):
@@ -92,6 +93,26 @@ def _estimate_from_json(d: dict) -> Estimate:
 
 Estimate.__format__, Estimate.__str__ = _estimate_format, lambda self: format(self)
 Estimate.to_json, Estimate.from_json = _estimate_to_json, staticmethod(_estimate_from_json)
+
+# %% ../nbs/07_report.ipynb #5ae4a755
+VERDICTS = ('above', 'below', 'not resolved')
+
+def versus(est: Estimate, ref: float) -> str:
+    "Where the 95% interval of `est` lies against the number `ref`: 'above', 'below' or 'not resolved'."
+    if not isinstance(est, Estimate): raise ValueError(f"est must be an Estimate, got {type(est).__name__}")
+    if est.lo > ref: return 'above'
+    if est.hi < ref: return 'below'
+    return 'not resolved'
+
+def difference(a: Estimate, b: Estimate) -> Estimate:
+    "The paired difference `a - b`, draw by draw (the same draws, e.g. sequences or seeds, in the same order)."
+    if a.n != b.n: raise ValueError(f"a and b must have the same draws to be paired, got n={a.n} and n={b.n}")
+    return Estimate(tuple(x - y for x, y in zip(a.draws, b.draws)), a.interval)
+
+def describe_gap(d: Estimate, unit: str = '', fmt: str = '.2f') -> str:
+    "A paired difference in words: its estimate and whether its interval lies above 0, below 0, or across 0."
+    v = versus(d, 0)
+    return f"{d:{fmt}}{' ' + unit if unit else ''}, " + ('not resolved at this n' if v == 'not resolved' else f'{v} 0')
 
 # %% ../nbs/07_report.ipynb #a8ab5d4e
 def format_cell(v, fmt: str = '.4g') -> str:
