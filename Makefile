@@ -2,11 +2,13 @@
 #   make reproduce   install vidnb and its offline data, then reproduce every chapter at CPU scale (report in reproduce/)
 #   make test        install, then run every check CI runs (notebooks clean and exported, nbdev-test, pytest)
 # On a machine with a GPU, pick your torch build: `make reproduce TORCH=torch PRESET=paper`.
+# Some chapters: `make reproduce CHAPTERS="gmlr dvae" PRESET=cpu` (the papers' sample sizes on a CPU).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 PRESET ?= smoke
 OUT ?= reproduce
+CHAPTERS ?=
 
 .PHONY: install reproduce test
 $(VENV)/.installed: pyproject.toml
@@ -22,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 reproduce: install
-	$(VENV)/bin/vidnb reproduce --preset $(PRESET) --out $(OUT)
+	$(VENV)/bin/vidnb reproduce $(CHAPTERS) --preset $(PRESET) --out $(OUT)
 
 test: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash .ci/test

@@ -86,14 +86,16 @@ def test_unreadable_or_missing_video(tmp_path, capsys):
 def test_bench_json(tmp_path, monkeypatch):
     import vidnb.gmlr as g
     from vidnb.cli import main
-    step, target = g.bench_step, g.seconds_to_target
+    step, target, batch = g.bench_step, g.seconds_to_target, g.bench_batch
     monkeypatch.setattr(g, 'bench_step', lambda kind, frames, reps=5: step(kind, 4, reps=1, rounds=1))
+    monkeypatch.setattr(g, 'bench_batch', lambda kind, frames, seqs: batch(kind, 4, 3, reps=1, rounds=1))
     monkeypatch.setattr(g, 'seconds_to_target', lambda max_steps=2000: target(10., max_steps=20, every=5))
     assert main(['bench', 'gmlr', '--out', str(tmp_path / 'b.json')]) == 0
     b = json.loads((tmp_path / 'b.json').read_text())['gmlr']['gmlr']
     for k in ('gray_32', 'rgb_64'):
         assert {'steps_per_s', 'gflops_step', 'gflops_plain', 'ratio'} <= set(b[k]) and b[k]['ratio'] > 0
     assert b['ratio_target'] == 0.6 and isinstance(b['ratio_ok'], bool)
+    assert b['batch_gray_32x10']['seqs'] == 3 and b['batch_gray_32x10']['ratio'] > 0 and isinstance(b['batch_ok'], bool)
     t = b['to_table2_target']
     assert t['reached'] and t['steps'] <= 20 and t['seconds'] > 0
 
@@ -102,7 +104,7 @@ def test_chapter_contract():
     from vidnb.report import check_chapter, pick_preset
     check_chapter(g)
     assert pick_preset(g.PRESETS, 'smoke', steps=3).steps == 3 and g.PRESETS['paper'].steps == 2000
-    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): g.reproduce('huge')
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'cpu', 'paper'"): g.reproduce('huge')
 
 def test_flops_are_torch_count():
     from torch.utils.flop_counter import FlopCounterMode

@@ -14,7 +14,7 @@ def _tiny(name):
     s = m.PRESETS['smoke']
     if name == 'learner': return dict(steps=24, stop_after=3)
     if name == 'metrics': return dict(n=3, seeds=(0,), crop=64, scale=4)
-    if name == 'gmlr': return dict(steps=2, tv_steps=3, missing_sequences=1)
+    if name == 'gmlr': return dict(steps=2, tv_steps=3, mnist_sequences=2, line_sequences=1, missing_length=16)
     if name == 'dvae':
         return dict(dvae_budget=m.Budget(12), vae_budget=m.Budget(6), texture_budget=m.Budget(4), digits_frames=400,
                     synth_sequences=2, synth_frames=12)
@@ -30,7 +30,8 @@ def _tiny(name):
 def test_chapter_contract(name):
     m = MODULES[name]
     check_chapter(m)
-    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): pick_preset(m.PRESETS, 'huge')
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', ") as e: pick_preset(m.PRESETS, 'huge')
+    assert "'paper'" in str(e.value) and str(e.value).endswith("got 'huge'")          # every chapter has both
 
 @pytest.mark.parametrize('name', list(MODULES))
 def test_results_json_of_every_chapter_validates(name, tmp_path):

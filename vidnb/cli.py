@@ -71,7 +71,11 @@ def _name(module) -> str: return module.__name__.split('.')[-1]
 def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, registry=None) -> dict:
     "Run the `reproduce` of every module of the chapters `names` (all when empty); write the report; the Reports."
     mods = _modules(names, registry)
-    for _, m in mods: pick_preset(m.PRESETS, preset)             # an unknown preset fails before anything runs
+    for ch, m in mods:                                          # an unknown preset fails before anything runs
+        try: pick_preset(m.PRESETS, preset)
+        except ValueError as e:
+            raise ValueError(f"chapter {ch}: {e} (run only the chapters that have it: vidnb reproduce CHAPTER ... "
+                             f"--preset {preset})") from None
     out, reports, t0 = Path(out).resolve(), {}, time.perf_counter()
     for ch, m in mods:
         if verbose: print(f'[{ch}] {m.__name__} ...', flush=True)
