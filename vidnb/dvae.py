@@ -16,17 +16,21 @@ import torch.nn.functional as F
 from .core import check_video, default_device, set_seed, cache_dir, atomic_path
 from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
                            load_checkpoint, check_model_state, plot_history)
-from .report import chapter_folder, Report, Table, pick_preset
+from .report import (chapter_folder, Report, Table, pick_preset, Estimate, versus, difference, describe_gap,
+                          VERDICTS)
 
 # %% auto #0
-__all__ = ['TABLE1', 'TEXTURES', 'PRESETS', 'TABLE2_PAPER', 'TABLE2_METHODS', 'DVAEConfig', 'reference_init', 'conv_encoder',
-           'FrameDecoder', 'DynamicLayer', 'kl_std_normal', 'StationarityRegularizer', 'NegELBO', 'DVAE', 'StaticVAE',
-           'frame_pairs', 'DVAELoss', 'DVAELearner', 'fit_dvae', 'rollout', 'synthesize', 'var_report', 'fit_var',
-           'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier', 'digit_accuracy', 'digit_classifier',
-           'save_digit_classifier', 'judge_sequence', 'Budget', 'DVAEPreset', 'train_digits', 'synth_many',
-           'cycle_eigenvalue', 'latent_stability', 'digits_table', 'digits_figure', 'texture_video', 'make_mask',
-           'texture_config', 'train_texture', 'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment',
-           'paper_table2', 'dvae_beats_lds', 'load_dvae', 'write_frames', 'cli', 'reproduce', 'bench']
+__all__ = ['TABLE1', 'TEXTURES', 'PRESETS', 'TABLE2_PAPER', 'TABLE2_METHODS', 'MASKS', 'DVAEConfig', 'reference_init',
+           'conv_encoder', 'FrameDecoder', 'DynamicLayer', 'kl_std_normal', 'StationarityRegularizer', 'NegELBO',
+           'DVAE', 'StaticVAE', 'frame_pairs', 'DVAELoss', 'DVAELearner', 'fit_dvae', 'rollout', 'synthesize',
+           'var_report', 'fit_var', 'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier', 'digit_accuracy',
+           'digit_classifier', 'save_digit_classifier', 'judge_sequence', 'Budget', 'DVAEPreset', 'train_digits',
+           'synth_many', 'cycle_eigenvalue', 'latent_stability', 'digits_table', 'digits_figure', 'estimate_rows',
+           'digits_draw', 'run_digits', 'digit_claims', 'texture_video', 'make_mask', 'texture_config', 'train_texture',
+           'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment', 'run_textures', 'paper_table2',
+           'dvae_beats_lds', 'model_gaps', 'count_verdicts', 'texture_claims', 'mask_size', 'inpaint', 'masked_psnr',
+           'flat_fill', 'temporal_fill', 'masked_draw', 'run_masked', 'masked_claims', 'masked_figure', 'load_dvae',
+           'write_frames', 'cli', 'describe_preset', 'reproduce', 'bench']
 
 # %% ../nbs/11_dvae.ipynb #e89f963e
 def _check_positive_int(obj, k):
@@ -505,9 +509,21 @@ TEXTURES = {   # name: (clip in vidnb.data.CLIPS, first frame, step, frames, squ
 }
 
 # %% ../nbs/11_dvae.ipynb #2b210727
+def _check_seeds(obj, k: str, empty_ok: bool = False):
+    "Make field `k` of `obj` a tuple of distinct non-negative ints: seeds fixed before the run, one draw each."
+    v = getattr(obj, k)
+    try: t = tuple(v)
+    except TypeError: t = None
+    ok = t is not None and len(set(t)) == len(t) and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in t)
+    if not ok or not (t or empty_ok):
+        raise ValueError(f"{k} must be a {'' if empty_ok else 'non-empty '}tuple of distinct non-negative ints, "
+                         f"got {v!r}")
+    object.__setattr__(obj, k, t)
+
 @dataclass(frozen=True)
 class DVAEPreset:
-    "Every size, step count and sample count of the chapter's experiments (the network shapes are `TABLE1`'s)."
+    "Every size, step count, seed and sample count of the chapter's experiments (the network shapes are `TABLE1`'s)."
     width: int                 # DCGAN d of the digit networks (128 in the paper)
     n_mc: int                  # Monte Carlo samples per pair
     bs: int                    # pairs per Adam step
@@ -515,12 +531,18 @@ class DVAEPreset:
     dvae_budget: Budget        # DVAE training on the digit sequence
     vae_budget: Budget         # static VAE (of VAE+VAR) training on the sequence's frames
     digits_frames: int         # frames of the training digit sequence
-    synth_sequences: int       # synthesised sequences judged per model
+    synth_sequences: int       # synthesised sequences judged per model and seed
     synth_frames: int          # frames of each synthesised sequence
     texture_size: int          # side of the texture frames
     texture_width: int         # DCGAN d of the texture networks
-    texture_budget: Budget     # training of every texture model
+    texture_budget: Budget     # training of every texture model, complete or masked
     textures: tuple            # names in TEXTURES
+    digit_seeds: tuple = (0,)  # experiment 4.1: one draw per seed (initialisation, digit sequence, synthesis noise)
+    texture_seeds: tuple = (0,)    # table 2: one draw per seed and texture (initialisation, batch order, synthesis)
+    stg_seeds: tuple = ()      # table 2's STGConvNet peer at its `smoke` preset, one draw per seed (empty: left out)
+    mask_size: int | None = None   # side of the masked-training frames (None: table 1's, 64 salt+pepper, 128 rectangle)
+    mask_seeds: tuple = (0,)   # masked training: one draw per seed, mask and texture (initialisation, mask, batch order)
+    note: str = ''             # what the preset's numbers are for (the report's first paragraph)
 
     def __post_init__(self):
         for k in ('width', 'n_mc', 'bs', 'digits_frames', 'synth_sequences', 'synth_frames', 'texture_size',
@@ -533,14 +555,32 @@ class DVAEPreset:
         object.__setattr__(self, 'textures', (t,) if isinstance(t, str) else tuple(t))
         for t in self.textures:
             if t not in TEXTURES: raise ValueError(f"textures must be names in {list(TEXTURES)}, got {t!r}")
+        for k in ('digit_seeds', 'texture_seeds', 'mask_seeds'): _check_seeds(self, k)
+        _check_seeds(self, 'stg_seeds', empty_ok=True)
+        m = self.mask_size
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 8 or m & (m - 1)):
+            raise ValueError(f"mask_size must be None or a power of two >= 8, got {m!r}")
 
-PRESETS = {
-    'smoke': DVAEPreset(width=16, n_mc=1, bs=32, lr=3e-3, dvae_budget=Budget(3000), vae_budget=Budget(800),
+_NOTES = {'smoke': "smoke: a code check, not a result (short runs, few draws); its numbers are never read against the "
+                   "paper's.",
+          'cpu': "cpu: the sample sizes a result needs, with narrow networks, one Monte Carlo sample and the step counts "
+                 "a 2-core CPU allows.",
+          'paper': "paper: the authors' settings (full width, 128 Monte Carlo samples, single pairs at 1e-4) at the cpu "
+                   "preset's draws; a GPU job."}
+PRESETS = {   # 'smoke' first and 'paper' second: the order in which errors list them
+    'smoke': DVAEPreset(width=16, n_mc=1, bs=32, lr=3e-3, dvae_budget=Budget(1000), vae_budget=Budget(400),
                         digits_frames=5000, synth_sequences=10, synth_frames=50, texture_size=32, texture_width=16,
-                        texture_budget=Budget(400), textures=('foliage',)),
+                        texture_budget=Budget(400), textures=('foliage',), digit_seeds=(0, 1, 2), mask_size=32,
+                        mask_seeds=(0, 1, 2), note=_NOTES['smoke']),
     'paper': DVAEPreset(width=128, n_mc=128, bs=1, lr=1e-4, dvae_budget=Budget(epochs=51), vae_budget=Budget(epochs=51),
                         digits_frames=10000, synth_sequences=20, synth_frames=100, texture_size=128, texture_width=128,
-                        texture_budget=Budget(epochs=50), textures=('foliage', 'pedestrians', 'car_window')),
+                        texture_budget=Budget(epochs=50), textures=tuple(TEXTURES), digit_seeds=(0, 1, 2, 3, 4),
+                        texture_seeds=(0, 1, 2, 3, 4), stg_seeds=(0, 1, 2), mask_seeds=(0, 1, 2), note=_NOTES['paper']),
+    'cpu': DVAEPreset(width=16, n_mc=1, bs=32, lr=3e-3, dvae_budget=Budget(4000), vae_budget=Budget(2000),
+                      digits_frames=10000, synth_sequences=20, synth_frames=100, texture_size=64, texture_width=16,
+                      texture_budget=Budget(600), textures=tuple(TEXTURES), digit_seeds=(0, 1, 2, 3, 4),
+                      texture_seeds=(0, 1, 2, 3, 4), stg_seeds=(0, 1, 2), mask_size=64, mask_seeds=(0, 1, 2),
+                      note=_NOTES['cpu']),
 }
 
 # %% ../nbs/11_dvae.ipynb #09986d73
@@ -612,6 +652,69 @@ def digits_figure(vids: dict):
     from vidnb.core import show_videos
     return show_videos([v[:1, :, :15] for v in vids.values()], ['real'] + list(vids)[1:], n=15, figsize_per=0.8)
 
+# %% ../nbs/11_dvae.ipynb #031394c7
+def estimate_rows(rows: list, by: tuple, keys: tuple, keep: tuple = (), interval: str = 't') -> list:
+    "One row per group of `rows` (same values in the columns `by`): settings `keep`, each of `keys` an `Estimate`."
+    groups = {}
+    for r in rows: groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    out = []
+    for g, rs in groups.items():
+        for k in keep:
+            if any(r.get(k) != rs[0].get(k) for r in rs):
+                raise ValueError(f"keep must name columns shared by a group's draws, got {k!r} varying in {g}")
+        est = {}
+        for k in keys:
+            v = [r[k] for r in rs if r.get(k) is not None and math.isfinite(r[k])]   # in_order_recognisable may be nan
+            est[k] = Estimate(v, interval) if v else None
+        out.append(dict(zip(by, g), **{k: rs[0].get(k) for k in keep}, **est))
+    return out
+
+# %% ../nbs/11_dvae.ipynb #3fd8f5f0
+_DIGIT_MODELS = (('DVAE', 'dvae'), ('VAE+VAR', 'vaevar'), ('LDS', 'lds'))
+
+def digits_draw(p: DVAEPreset, seed: int, clf: nn.Module) -> dict:
+    "Experiment 4.1 at one seed: train the three models, judge their synthesis; per-model rows, videos and dynamics."
+    t0 = time.perf_counter()
+    dig = train_digits(p, seed, progress=False)
+    rows, vids = digits_table(dig, clf, p.synth_sequences, p.synth_frames, seed)
+    stab = latent_stability({name: dig[key] for name, key in _DIGIT_MODELS})
+    return dict(seed=seed, rows=[dict(seed=seed, **r) for r in rows], videos=vids, stability=stab,
+                history=dig['dvae_learn'].history, seconds=time.perf_counter() - t0)
+
+_PAPER_41 = {'DVAE': 'keeps the order', 'VAE+VAR': 'appearance, not the order', 'LDS': 'hardly recognisable frames'}
+
+def run_digits(p: DVAEPreset, clf: nn.Module) -> dict:
+    "Experiment 4.1 at every seed of `p`: the draws, their rows, and per model an Estimate over seeds of each number."
+    draws = [digits_draw(p, s, clf) for s in p.digit_seeds]
+    rows = [r for d in draws for r in d['rows']]
+    est = estimate_rows(rows, ('model',), _JUDGED, keep=('sequences', 'frames'))
+    table = [dict(r, **{'the paper says': _PAPER_41.get(r['model'], '–')}) for r in est]
+    stab = [dict(model=m, seed=d['seed'], **v) for d in draws for m, v in d['stability'].items()]
+    keys = ('spectral_radius', 'stationarity_residual', 'cycle_modulus')
+    return dict(draws=draws, rows=rows, table=table, stability=stab,
+                stability_table=estimate_rows(stab, ('model',), keys))
+
+# %% ../nbs/11_dvae.ipynb #4a553267
+_CHANCE = 1 / 5     # an in-order transition by chance when the labels are uniform over 0-4
+
+def _reading(verdict: str, expected: str) -> str:
+    "What a verdict says about a claim that expects `expected` ('above' or 'below')."
+    return 'not resolved at this n' if verdict == 'not resolved' else (
+        'as the paper says' if verdict == expected else 'against the paper')
+
+def digit_claims(rows: list) -> list:
+    "Experiment 4.1's claims in words, computed from `run_digits`' Estimate rows: paired gaps over seeds and verdicts."
+    m = {r['model']: r for r in rows}
+    d, v, l = m['DVAE'], m['VAE+VAR'], m['LDS']
+    order, read = difference(d['in_order'], v['in_order']), difference(l['recognisable'], d['recognisable'])
+    chance = versus(v['in_order'], _CHANCE)
+    return [f"In-order transitions, DVAE minus VAE+VAR, paired by seed: {describe_gap(order, fmt='.1%')}; the paper "
+            f"says the DVAE keeps the order and VAE+VAR does not: {_reading(versus(order, 0), 'above')}.",
+            f"VAE+VAR's in-order share {v['in_order']:.1%} is {'not resolved against' if chance == 'not resolved' else chance} "
+            f"chance (1/5).",
+            f"Recognisable frames, LDS minus DVAE, paired by seed: {describe_gap(read, fmt='.1%')}; the paper says the LDS "
+            f"gives hardly recognisable frames: {_reading(versus(read, 0), 'below')}."]
+
 # %% ../nbs/11_dvae.ipynb #1cd70c69
 def texture_video(size: int = 32, name: str = 'foliage') -> Tensor:
     "The real dynamic texture `name` of `TEXTURES`, cut from its clip, square and resized: `(1,3,54,size,size)`."
@@ -657,13 +760,13 @@ def train_texture(video: Tensor, p: DVAEPreset, mask: Tensor | None = None, seed
 
 # %% ../nbs/11_dvae.ipynb #2f69b1e9
 def texture_models(video: Tensor, p: DVAEPreset, seed: int = 0, progress: bool = False) -> dict:
-    "Table 2's models of one texture: DVAE (complete, 50% salt+pepper, 50% rectangle hidden), VAE+VAR and LDS."
-    fit = lambda mask=None: train_texture(video, p, mask, seed, progress=progress).model.cpu().eval()
-    models = {'DVAE': fit(), 'DVAE (50% salt+pepper)': fit(make_mask('salt_pepper:0.5', video, seed)),
-              'DVAE (50% rectangle)': fit(make_mask('rect:0.5', video, seed))}
+    "Table 2's models of one texture at `seed`: DVAE, VAE+VAR and LDS, and the DVAE before training (what training buys)."
+    models = {'DVAE': train_texture(video, p, None, seed, progress=progress).model.cpu().eval()}
     pairs, _ = frame_pairs(video)
     vae = _fit_fresh(lambda: StaticVAE(models['DVAE'].cfg), pairs[:, :, :1], p.texture_budget, p, seed, progress)
     models['VAE+VAR'], models['LDS'] = VAEVAR.fit(vae.model.cpu(), pairs), LDS.fit(pairs, models['DVAE'].cfg.n)
+    set_seed(seed)
+    models['DVAE (untrained)'] = DVAE(models['DVAE'].cfg).eval()
     return models
 
 # %% ../nbs/11_dvae.ipynb #96b02e54
@@ -694,14 +797,31 @@ def texture_scores(real: Tensor, synth: dict, fvd_too: bool = False, device=None
 
 # %% ../nbs/11_dvae.ipynb #1b0762a4
 def texture_experiment(p: DVAEPreset, name: str = 'foliage', fvd_too: bool = True, seed: int = 0,
-                       progress: bool = False) -> dict:
-    "Table 2 for one texture: its video, `texture_models`, their synthesised videos, score rows and seconds."
+                       progress: bool = False, stg: bool = False, score=texture_scores) -> dict:
+    "Table 2 for one texture at `seed`: its video, `texture_models` (and STGConvNet if `stg`), their videos, rows, seconds."
     t0 = time.perf_counter()
     video = texture_video(p.texture_size, name)
     models = texture_models(video, p, seed, progress)
     synth = texture_synth(models, video, seed=seed)
-    rows = [dict(texture=name, **r) for r in texture_scores(video, synth, fvd_too=fvd_too)]
+    if stg:
+        from vidnb.stgconvnet import texture_synthesis
+        synth['STGConvNet'] = texture_synthesis(video, seed=seed)
+    rows = [dict(texture=name, seed=seed, **r) for r in score(video, synth, fvd_too=fvd_too)]
     return dict(video=video, models=models, synth=synth, rows=rows, seconds=time.perf_counter() - t0)
+
+# %% ../nbs/11_dvae.ipynb #83eedb82
+def run_textures(p: DVAEPreset, score=texture_scores) -> dict:
+    "Table 2 at every texture and seed of `p`: the draws' rows, an Estimate per texture and model, first-seed videos."
+    rows, videos, seconds = [], {}, {}
+    for name in p.textures:
+        t0 = time.perf_counter()
+        for seed in p.texture_seeds:
+            ex = texture_experiment(p, name, seed=seed, stg=seed in p.stg_seeds, score=score)
+            rows += ex['rows']
+            videos.setdefault(name, dict(real=ex['video'], **ex['synth']))
+        seconds[name] = time.perf_counter() - t0
+    table = estimate_rows(rows, ('texture', 'model'), ('FID', 'FVD'), keep=('frames',))
+    return dict(rows=rows, table=table, videos=videos, seconds=seconds)
 
 # %% ../nbs/11_dvae.ipynb #16949b59
 TABLE2_PAPER = {   # texture: (LDS, STGCONV, DGM, DVAE) FID, the paper's table 2; None where it gives none
@@ -733,6 +853,129 @@ def dvae_beats_lds(rows: list, key: str = 'FID') -> tuple:
         rows = [dict(texture=t, LDS=m.get('LDS'), DVAE=m.get('DVAE')) for t, m in by.items()]
     both = [r for r in rows if r.get('LDS') is not None and r.get('DVAE') is not None]
     return sum(r['DVAE'] < r['LDS'] for r in both), len(both)
+
+# %% ../nbs/11_dvae.ipynb #aa60829b
+def model_gaps(rows: list, key: str = 'FID', model: str = 'DVAE', ref: str = 'LDS') -> dict:
+    "Texture -> the paired difference `model` minus `ref` of `key` over seeds, from `run_textures`' Estimate rows."
+    cell = {(r['texture'], r['model']): r.get(key) for r in rows}
+    texs = dict.fromkeys(r['texture'] for r in rows)
+    return {t: difference(cell[t, model], cell[t, ref]) for t in texs
+            if cell.get((t, model)) is not None and cell.get((t, ref)) is not None}
+
+def count_verdicts(gaps: dict) -> dict:
+    "How many of the paired differences `gaps` lie above 0, below 0, or across it ('not resolved'), at 95 %."
+    v = [versus(g, 0) for g in gaps.values()]
+    return {k: v.count(k) for k in VERDICTS}
+
+# %% ../nbs/11_dvae.ipynb #2cbb2031
+def _gap_list(gaps: dict, unit: str = '', fmt: str = '.1f') -> str:
+    return '; '.join(f'{k} {describe_gap(g, unit, fmt)}' for k, g in gaps.items())
+
+def _count_text(c: dict, n: int, what: str) -> str:
+    return f"{what} on {c['below']} of {n}, above on {c['above']}, not resolved on {c['not resolved']}"
+
+def texture_claims(rows: list) -> list:
+    "Table 2's comparisons in words from `run_textures`' Estimate rows: paired by seed, counted per texture."
+    paper_won, paper_n = dvae_beats_lds(paper_table2())
+    out = []
+    for key in ('FID', 'FVD'):
+        g = model_gaps(rows, key, 'DVAE', 'LDS')
+        paper = f"; the paper: below on {paper_won} of its {paper_n} textures (one run each)" if key == 'FID' else ''
+        out.append(f"{key}, DVAE minus LDS, paired by seed: {_gap_list(g)}. "
+                   f"{_count_text(count_verdicts(g), len(g), f'The DVAE is below the LDS at 95 %')} textures{paper}.")
+    for ref, what in (('VAE+VAR', 'VAE+VAR'), ('DVAE (untrained)', 'the untrained DVAE')):
+        g = model_gaps(rows, 'FID', 'DVAE', ref)
+        out.append(f"FID, DVAE minus {what}, paired by seed: {_gap_list(g)}. "
+                   f"{_count_text(count_verdicts(g), len(g), 'Below')} textures.")
+    return out
+
+# %% ../nbs/11_dvae.ipynb #f0b8ab30
+MASKS = ('salt_pepper:0.5', 'rect:0.5')     # figs. 4 and 5: half of the values hidden
+
+def mask_size(p: DVAEPreset, kind: str) -> int:
+    "The frame side of masked training with mask `kind` at preset `p`: `p.mask_size`, else table 1's for that mask."
+    return p.mask_size or TABLE1[kind.partition(':')[0]].size
+
+@torch.no_grad()
+def inpaint(model: DVAE, video: Tensor, mask: Tensor) -> Tensor:
+    "Every frame but the last of `video` as the DVAE sees it through `mask`: C_eta(h_t's encoder mean), `(1,C,T-1,H,W)`."
+    pairs, masks = frame_pairs(video, mask)
+    model.eval()
+    mu, _ = model.encode(pairs, masks)
+    return model.decode(mu[:, :model.cfg.n]).transpose(0, 1)[None].clamp(-1, 1)
+
+def masked_psnr(pred: Tensor, target: Tensor, hidden: Tensor) -> float:
+    "PSNR (dB) of `pred` against `target` (both in [-1, 1]) on the values where `hidden` is 1: peak 1 on [0, 1]."
+    se = ((pred - target) / 2) ** 2 * hidden
+    return (10 * torch.log10(hidden.expand_as(se).sum() / se.sum())).item()
+
+# %% ../nbs/11_dvae.ipynb #bb90b42e
+def _seen(video: Tensor, mask: Tensor) -> Tensor:
+    "`mask` as a 0/1 float `(1,C,T,H,W)` like `video` (1 = observed)."
+    return _check_mask(mask, video).expand(video.shape[1], -1, -1, -1)[None]
+
+def flat_fill(video: Tensor, mask: Tensor) -> Tensor:
+    "`video` with each hidden value replaced by the mean of its frame's observed values in its channel."
+    m = _seen(video, mask)
+    mean = (video * m).sum((3, 4), keepdim=True) / m.sum((3, 4), keepdim=True).clamp(min=1)
+    return torch.where(m.bool(), video, mean.expand_as(video))
+
+def temporal_fill(video: Tensor, mask: Tensor) -> Tensor:
+    "`video` with each hidden value replaced by the mean of its pixel's observed values over time (else `flat_fill`)."
+    m = _seen(video, mask)
+    seen = m.sum(2, keepdim=True)
+    mean = ((video * m).sum(2, keepdim=True) / seen.clamp(min=1)).expand_as(video)
+    return torch.where(m.bool(), video, torch.where(seen > 0, mean, flat_fill(video, mask)))
+
+# %% ../nbs/11_dvae.ipynb #f0206c8c
+def masked_draw(video: Tensor, kind: str, p: DVAEPreset, seed: int = 0) -> dict:
+    "One draw of masked training: mask `kind` at `seed`, a DVAE trained on what it leaves; PSNRs of its fill and the peers'."
+    t0 = time.perf_counter()
+    mask = make_mask(kind, video, seed)
+    learn = train_texture(video, p, mask, seed, progress=False)
+    model, hidden = learn.model.cpu().eval(), 1 - _seen(video, mask)[:, :, :-1]
+    fills = {'DVAE': inpaint(model, video, mask), 'temporal mean': temporal_fill(video, mask)[:, :, :-1],
+             'flat fill': flat_fill(video, mask)[:, :, :-1]}
+    psnrs = {k: masked_psnr(f, video[:, :, :-1], hidden) for k, f in fills.items()}
+    return dict(psnr=psnrs, fills=fills, observed=(video * _seen(video, mask))[:, :, :-1], cfg=model.cfg,
+                steps=learn.train_iter, seconds=time.perf_counter() - t0)
+
+def run_masked(p: DVAEPreset) -> dict:
+    "Masked training for every mask of `MASKS`, texture and seed of `p`: raw rows, an Estimate per mask and texture."
+    rows, shown = [], {}
+    for kind, name in itertools.product(MASKS, p.textures):
+        video = texture_video(mask_size(p, kind), name)
+        for seed in p.mask_seeds:
+            d = masked_draw(video, kind, p, seed)
+            rows.append(dict(mask=kind, texture=name, seed=seed, size=d['cfg'].size, layers=d['cfg'].layers,
+                             sigma2=d['cfg'].sigma2, steps=d['steps'], seconds=d['seconds'], **d['psnr']))
+            shown.setdefault((kind, name), dict(truth=video[:, :, :-1], observed=d['observed'], **d['fills']))
+    keep = ('size', 'layers', 'sigma2', 'steps')
+    return dict(rows=rows, table=estimate_rows(rows, ('mask', 'texture'), tuple(d['psnr']), keep=keep), shown=shown)
+
+# %% ../nbs/11_dvae.ipynb #14068e77
+def masked_claims(rows: list) -> list:
+    "Masked training in words from `run_masked`'s Estimate rows: the DVAE's fill against each peer, paired by seed."
+    out = []
+    for peer in ('flat fill', 'temporal mean'):
+        g = {f"{r['mask']} {r['texture']}": difference(r['DVAE'], r[peer]) for r in rows}
+        c = count_verdicts(g)
+        out.append(f"PSNR of the hidden values, DVAE minus {peer}, paired by seed: {_gap_list(g, 'dB', '.2f')}. "
+                   f"Above 0 in {c['above']} of {len(g)} rows, below in {c['below']}, not resolved in {c['not resolved']}.")
+    return out
+
+def masked_figure(shown: dict, texture: str | None = None, n: int = 8):
+    "Frame strips of the first draw of every mask on `texture` (default: the first): truth, observed, DVAE, temporal."
+    from vidnb.core import show_videos
+    texture = texture or next(iter(shown))[1]
+    vids, labels = [], []
+    for (kind, name), s in shown.items():
+        if name != texture: continue
+        if not vids: vids, labels = [s['truth']], [f'{name} truth']
+        short = kind.partition(':')[0].replace('salt_pepper', 's+p')
+        vids += [s['observed'], s['DVAE'], s['temporal mean']]
+        labels += [f'{short} seen', f'{short} DVAE', f'{short} temporal']
+    return show_videos(vids, labels, n=n, figsize_per=0.9)
 
 # %% ../nbs/11_dvae.ipynb #f02789d9
 def load_dvae(path) -> DVAE:
@@ -840,79 +1083,81 @@ def cli(argv=None) -> int:
     return 0
 
 # %% ../nbs/11_dvae.ipynb #a88a8fa7
-def _digits_report(r: Report, dig: dict, clf: nn.Module, p: DVAEPreset):
-    "Judge the trained digit models into `r`: experiment 4.1's table, its figure and the raw numbers."
-    r.results['classifier_accuracy'] = digit_accuracy(clf)
-    rows, vids = digits_table(dig, clf, p.synth_sequences, p.synth_frames)
-    r.add_table('Experiment 4.1: synthesised MNIST 0-4 sequences judged by a digit classifier', rows, fmt='.1%')
-    r.add_figure(digits_figure(vids), 'digits.png', 'MNIST 0-4, 15 consecutive frames: real sequence (test digits), '
-                 'then synthesised by DVAE, VAE+VAR, LDS')
-    history = [{k: h[k] for k in ('step', 'rec', 'kl', 'reg')} for h in dig['dvae_learn'].history]
-    seconds = dict(dvae_digits=dig['dvae_seconds'], vae_digits=dig['vae_seconds'])
-    r.results.update(digits=rows, dvae_history=history, seconds=seconds)
+def _cap(r: Report, caption: str) -> str:
+    "`caption` with what its numbers are: a code check at `smoke`, else the preset's name."
+    return f"{caption} ({'smoke: a code check, not a result' if r.preset == 'smoke' else f'preset {r.preset}'})"
 
 def _digits(r: Report, p: DVAEPreset) -> dict:
-    "Experiment 4.1 at preset `p` into `r`; the trained models."
-    dig = train_digits(p, progress=False)
-    _digits_report(r, dig, digit_classifier(), p)
-    return dig
+    "Experiment 4.1 over the preset's seeds into `r`: two tables of estimates, the first seed's strips, claims, draws."
+    clf, t0 = digit_classifier(), time.perf_counter()
+    res = run_digits(p, clf)
+    r.add_table(_cap(r, 'Experiment 4.1: synthesised MNIST 0-4 sequences judged by a digit classifier, '
+                        'mean [95% t interval] (n seeds)'), res['table'], fmt='.1%')
+    r.add_table(_cap(r, 'Experiment 4.1: the latent VAR of each model, mean [95% t interval] (n seeds)'),
+                res['stability_table'], fmt='.3f')
+    r.add_figure(digits_figure(res['draws'][0]['videos']), 'digits.png', 'MNIST 0-4, 15 consecutive frames: real '
+                 f'sequence (test digits), then DVAE, VAE+VAR, LDS (seed {p.digit_seeds[0]})')
+    acc = digit_accuracy(clf)
+    r.add_text(f'Digit classifier (trained on real MNIST): test accuracy {acc:.2%}.', *digit_claims(res['table']))
+    history = [{k: h[k] for k in ('step', 'rec', 'kl', 'reg')} for h in res['draws'][0]['history']]
+    r.results.update(classifier_accuracy=acc, digits=res['rows'], digits_stability=res['stability'],
+                     dvae_history=history)
+    r.results.setdefault('seconds', {})['digits'] = time.perf_counter() - t0
+    return res
 
 # %% ../nbs/11_dvae.ipynb #ea537609
-def _texture_video(r: Report, name: str, ex: dict):
-    "The real texture `name`, then every model's synthesis, side by side as one video of `r`."
-    videos = torch.cat([ex['video'], *ex['synth'].values()])
-    r.add_video(videos, f'{name}.mp4', f'{name}: real, then ' + ', '.join(ex['synth']), fps=8)
-
-def _textures(r: Report, p: DVAEPreset):
-    "Table 2 on the preset's textures into `r`: a video per texture, the table and the raw numbers."
-    rows, seconds = [], {}
-    for name in p.textures:
-        ex = texture_experiment(p, name)
-        rows, seconds[name] = rows + ex['rows'], ex['seconds']
-        _texture_video(r, name, ex)
-    r.add_table('Table 2: FID and FVD of synthesised textures vs their training frames', rows)
-    r.results.update(textures=rows, dvae_below_lds=list(dvae_beats_lds(rows)))
-    r.results.setdefault('seconds', {})['textures'] = seconds
+def _textures(r: Report, p: DVAEPreset, score=texture_scores) -> dict:
+    "Table 2 over the preset's textures and seeds into `r`: a video per texture, the estimates, claims, every draw."
+    res = run_textures(p, score)
+    for name, vids in res['videos'].items():
+        r.add_video(torch.cat(list(vids.values())), f'{name}.mp4',
+                    f'{name} (seed {p.texture_seeds[0]}): ' + ', '.join(vids), fps=8)
+    r.add_table(_cap(r, f'Table 2 on our textures ({p.texture_size}x{p.texture_size}): FID and FVD against the training '
+                        'frames, mean [95% t interval] (n seeds)'), res['table'], fmt='.1f')
+    r.add_text(*texture_claims(res['table']))
+    r.results.update(textures=res['rows'], dvae_vs_lds={k: count_verdicts(model_gaps(res['table'], k))
+                                                        for k in ('FID', 'FVD')})
+    r.results.setdefault('seconds', {})['textures'] = res['seconds']
+    return res
 
 # %% ../nbs/11_dvae.ipynb #22bbd58c
-def _stability(r: Report, dig: dict):
-    "The latent VAR of each digit model into `r`: its table and the raw numbers."
-    models = {f'{k} (digits)': dig[key] for k, key in (('DVAE', 'dvae'), ('VAE+VAR', 'vaevar'), ('LDS', 'lds'))}
-    r.results['stability'] = latent_stability(models)
-    r.add_table('Latent VAR stability (digits)', [dict(model=k, **v) for k, v in r.results['stability'].items()])
+def _masked(r: Report, p: DVAEPreset) -> dict:
+    "Masked training over the preset's masks, textures and seeds into `r`: the estimates, a figure, claims, every draw."
+    t0 = time.perf_counter()
+    res = run_masked(p)
+    r.add_table(_cap(r, 'Masked training: PSNR (dB) of the hidden values, mean [95% t interval] (n seeds)'),
+                res['table'], fmt='.2f')
+    r.add_figure(masked_figure(res['shown']), 'masked.png', 'Masked training, first seed: truth, then for each mask '
+                 'what the model saw, its fill and the temporal-mean fill')
+    r.add_text(*masked_claims(res['table']))
+    r.results['masked'] = res['rows']
+    r.results.setdefault('seconds', {})['masked'] = time.perf_counter() - t0
+    return res
 
 # %% ../nbs/11_dvae.ipynb #c08cf302
-def _digits_text(r: Report, dig: dict) -> str:
-    "Experiment 4.1 in words: the judge's accuracy, the training and the DVAE's learned dynamics."
-    d, acc = r.results['stability']['DVAE (digits)'], r.results['classifier_accuracy']
-    return (f"Digit classifier (trained on real MNIST): test accuracy {acc:.2%}. DVAE trained "
-            f"{dig['dvae_learn'].train_iter} steps ({dig['dvae_seconds']:.0f} s), static VAE "
-            f"{dig['vae_learn'].train_iter} steps; preset {r.preset!r}. DVAE: spectral radius of A "
-            f"{d['spectral_radius']:.3f}, ||AA^T+BB^T-I||_F = {d['stationarity_residual']:.4f}; "
-            f"its strongest eigenvalue turning by 72 or 144 degrees (+-18; a 5-cycle) has modulus "
-            f"{d['cycle_modulus']:.2f} at {d['cycle_angle_deg']:.0f} degrees. in_order_recognisable counts only "
-            "transitions between two frames the classifier reads with probability >= 0.9.")
-
-def _textures_text(r: Report, p: DVAEPreset) -> str:
-    "Table 2 in words: how often the DVAE beats the LDS, here and in the paper, and what our textures are."
-    (won, n), (paper_won, paper_n) = r.results['dvae_below_lds'], dvae_beats_lds(paper_table2())
-    clips = '; '.join(f'{t} = {TEXTURES[t][0]} clip, 54 frames' for t in p.textures)
-    return (f"Table 2: the DVAE's FID is below the LDS's on {won} of {n} of our textures; the paper reports "
-            f"{paper_won} of {paper_n} on its DynTex textures (not available offline, so its values are listed apart). "
-            f"Textures: {clips}, {p.texture_size}x{p.texture_size}; FID of synthesised frames against the training "
-            "frames (real Inception), FVD over every non-overlapping 16-frame clip (real I3D).")
+def describe_preset(name: str, p: DVAEPreset) -> str:
+    "The preset `name` in words, from its fields: the report's first paragraph."
+    masks = ', '.join(f'{k} at {mask_size(p, k)}x{mask_size(p, k)}' for k in MASKS)
+    stg = f', STGConvNet peer at seeds {list(p.stg_seeds)}' if p.stg_seeds else ''
+    return (f"Preset {name!r}. {p.note} Experiment 4.1: seeds {list(p.digit_seeds)}; DVAE {p.dvae_budget}, static VAE "
+            f"{p.vae_budget}, width {p.width}, {p.n_mc} Monte Carlo sample(s), batches of {p.bs} at learning rate "
+            f"{p.lr:g}, {p.digits_frames} training frames; {p.synth_sequences} synthesised sequences of {p.synth_frames} "
+            f"frames judged per model and seed. Table 2: textures {', '.join(p.textures)} at {p.texture_size}x"
+            f"{p.texture_size}, width {p.texture_width}, {p.texture_budget} per model, seeds {list(p.texture_seeds)}"
+            f"{stg}. Masked training: {masks}, seeds {list(p.mask_seeds)}. Every estimate is the mean and the 95 % t "
+            "interval over seeds, n beside it; every draw is in results.json.")
 
 # %% ../nbs/11_dvae.ipynb #ceaec29f
 def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
-    "Experiment 4.1 and table 2 at `preset` (`overrides`: DVAEPreset fields, e.g. `textures`); media in `out`."
+    "Experiment 4.1, table 2 and masked training at `preset` (`overrides`: DVAEPreset fields); media in `out`."
     p = pick_preset(PRESETS, preset, **overrides)
     r = Report('Dynamic VAE (Sagel & Shen)', chapter_folder(out, 'dvae'), preset)
     r.results['preset'] = preset
-    dig = _digits(r, p)
+    r.add_text(describe_preset(preset, p))
+    _digits(r, p)
     _textures(r, p)
-    _stability(r, dig)
+    _masked(r, p)
     r.add_table("The paper's table 2 (FID on its DynTex textures; not the same clips as ours)", paper_table2())
-    r.add_text(_digits_text(r, dig), _textures_text(r, p))
     return r
 
 # %% ../nbs/11_dvae.ipynb #91b30357
@@ -952,21 +1197,24 @@ def _synthesis_speed(dev, frames: int) -> dict:
     return res
 
 # %% ../nbs/11_dvae.ipynb #d5a7bf98
-def _synthesis_memory(n_small: int, n_big: int) -> dict:
-    "Peak memory increase while streaming `n_small` and `n_big` frames of a narrow digit DVAE, and their ratio."
-    m, h0 = DVAE(replace(TABLE1['mnist'], width=16)).eval(), torch.zeros(1, 10)
+def _synthesis_memory(n_small: int, n_big: int, size: int = 32, channels: int = 3, width: int = 8) -> dict:
+    "Peak memory increase while streaming `n_small` and `n_big` frames of a narrow DVAE, and what keeping them would add."
+    cfg = DVAEConfig(size=size, layers=int(math.log2(size // 4)) + 1, kernel=4, channels=channels, width=width)
+    m, h0 = DVAE(cfg).eval(), torch.zeros(1, cfg.n)
     _peak_during(rollout(m, h0), 10)                                               # warm up
     mem = {}
     for n in (n_small, n_big):
         peak, s = _peak_during(rollout(m, h0), n)
         mem[f'frames_{n}'] = dict(peak_mb=peak, seconds=s, frames_per_s=n / s)
-    a, b = mem[f'frames_{n_small}']['peak_mb'], mem[f'frames_{n_big}']['peak_mb']
-    return dict(**mem, ratio=(b + 1) / (a + 1), all_frames_in_memory_mb=n_big * 32 * 32 * 4 / 2 ** 20,
-                note='peak increase of resident memory while streaming (ratio with +1 MB each), mnist 32x32, width 16')
+    growth = mem[f'frames_{n_big}']['peak_mb'] - mem[f'frames_{n_small}']['peak_mb']
+    kept = (n_big - n_small) * channels * size * size * 4 / 2 ** 20                 # float32 frames
+    return dict(**mem, growth_mb=growth, kept_mb=kept,
+                note=f'peak increase of resident memory while streaming {size}x{size}x{channels} frames (width {width}); '
+                     f'kept_mb: what keeping the {n_big - n_small} extra frames would add')
 
 # %% ../nbs/11_dvae.ipynb #7ca5a3ed
-def bench(synth_frames: int = 5, mem_frames=(1000, 10000)) -> dict:
-    "Training pairs/s, synthesis frames/s at 64 and 128 (table-1 networks), synthesis memory of 10,000 vs 1,000 frames"
+def bench(synth_frames: int = 5, mem_frames=(1000, 20000)) -> dict:
+    "Training pairs/s, synthesis frames/s at 64 and 128 (table-1 networks), synthesis memory of 20,000 vs 1,000 frames"
     dev = default_device()
     set_seed(0)
     return dict(train_pairs_per_s=_train_speed(dev), synthesis=_synthesis_speed(dev, synth_frames),
