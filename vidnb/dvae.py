@@ -15,8 +15,8 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import check_video, default_device, set_seed, cache_dir, atomic_path
 from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
-                           load_checkpoint, check_model_state, plot_history)
-from .report import (chapter_folder, Report, Table, pick_preset, Estimate, versus, difference, describe_gap,
+                           load_checkpoint, check_model_state)
+from .report import (chapter_folder, Report, pick_preset, Estimate, versus, difference, describe_gap,
                           VERDICTS)
 
 # %% auto #0

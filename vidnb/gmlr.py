@@ -6,7 +6,7 @@ Docs: https://vidnb.github.io/vidnb/gmlr.html.md"""
 
 # %% ../nbs/10_gmlr.ipynb #591625b9
 from __future__ import annotations
-import copy, json, math, time
+import json, math, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import check_video, default_device, set_seed, unfold_time, cache_dir, to_gray, time_interleaved
-from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, Repeat, plot_history
+from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, Repeat
 from .physics import Identity, MissingPixels, GaussianNoise, measure, operator as physics_operator
 from .latent import low_rank_project, pca_project, plot_embedding, interpolate_codes
 from .metrics import psnr
@@ -284,7 +284,7 @@ class GMLRLearner(Learner):
         c, z, s = self.cfg, self.model.z, self.seqs
         mse = F.mse_loss(self.op.A(preds), self.batch[0])
         if c.algorithm == 'paper':                                          # eqs. 5-7: sums over frames and pixels
-            data, sim = mse * self.batch[0].numel(), (z[:, 1:] - z[:, :-1]).square().sum()
+            data, sim = mse * self.batch[0].numel(), similarity_penalty(z) * z[:, 1:].numel()
         else: data, sim = s * mse, s * similarity_penalty(z)                 # the code: each sequence's own mean
         return (data if c.similarity == 1 else c.similarity * data + (1 - c.similarity) * sim), mse
     def get_loss(self): self.loss, self.mse = self.objective(self.preds)
