@@ -132,6 +132,18 @@ def test_other_model(good_ckpt):
     with pytest.raises(ValueError, match='key'): load_model(_model(), good_ckpt, key='cbs.Nope')
 
 
+def test_other_optimiser(good_ckpt):
+    "Issue 18: resuming an Adam checkpoint with SGD names the optimisers (it was `KeyError: 'momentum'`)."
+    learn = _learner(0, 6); learn.opt_func = partial(torch.optim.SGD, momentum=0.9)
+    with pytest.raises(ValueError, match=r"written with another optimiser for 'opt' \(Adam\); this Learner's is SGD"):
+        learn.fit(steps=8, resume=good_ckpt)
+    sd = load_checkpoint(good_ckpt); del sd['meta']['opts']; sd.pop('digest', None)
+    old = save_checkpoint(sd, good_ckpt.parent / 'old.pt')             # written before the types were saved
+    learn = _learner(0, 6); learn.opt_func = partial(torch.optim.SGD, momentum=0.9)
+    with pytest.raises(ValueError, match=r"another optimiser for 'opt' \(without .*momentum"): learn.fit(steps=8, resume=old)
+    _learner(0, 6).fit(steps=6, resume=old)                            # the same optimiser still resumes
+
+
 class Poison(Callback):
     order = 55
     def after_loss(self, learn):

@@ -143,3 +143,19 @@ def test_chapter_contract_and_presets():
     video = torch.zeros(1, 3, 8, 16, 16)
     for bad in (lambda: stg.config('fc', 'huge'), lambda: stg.reproduce('huge'), lambda: stg.texture_synthesis(video, 'huge')):
         with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper', got 'huge'"): bad()
+
+
+def test_langevin_samples_the_reference_when_f_is_zero():
+    """A result check (issue 18): with f = 0 the model is N(0, sigma^2), and eq. (7) discretised with step epsilon has the
+    stationary variance sigma^2 / (1 - epsilon^2 / (4 sigma^2)). 256 chains x 256 values, 300 steps (mixing ~22 steps).
+    A sampler with the noise scaled by sqrt(2) (a classic slip) gives about twice the variance and fails."""
+    from torch import nn
+    from vidnb.core import set_seed
+    import vidnb.stgconvnet as S
+    set_seed(0)
+    zero = S.GenerativeConvNet(S.STConvNet([S.Layer(2, (5,), (1,))], 1, (256,)), sigma=1.5)
+    for p in zero.parameters(): nn.init.zeros_(p)
+    J = S.langevin(zero, torch.zeros(256, 1, 256), steps=300, step_size=0.3)
+    exact = 1.5 ** 2 / (1 - 0.3 ** 2 / (4 * 1.5 ** 2))
+    assert abs(J.mean().item()) < 0.02 and abs(J.var().item() - exact) < 0.02 * exact, (J.mean(), J.var(), exact)
+    assert abs(J.flatten(1).var(1).mean().item() - exact) < 0.03 * exact              # independent chains, not one

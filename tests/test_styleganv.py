@@ -66,6 +66,21 @@ def test_any_time_and_lstm():
     with pytest.raises(ValueError, match='t must be >= 0'): G(torch.randn(1, 16), torch.tensor([[-0.5]]))
 
 
+@pytest.mark.parametrize('motion', ['conv', 'lstm'])
+def test_a_video_is_a_function_of_time(motion):
+    "Issue 18: equal times give equal frames for every video of a batch, across lengths, frame rates, chunks, batches."
+    cfg = sgv.SGVConfig(ch_base=128, ch_max=16, num_freqs=8, z_dim=16, w_dim=16, motion_z_dim=16, motion=motion)
+    G = sgv.Generator(cfg)
+    v = sgv.generate(G, 40, n_videos=3, seed=2)
+    close = lambda a, b: torch.allclose(a, b, atol=1e-4)        # batch sizes change the float rounding (2e-5 seen)
+    assert close(sgv.generate(G, 20, n_videos=3, seed=2, time_step=2.0), v[:, :, ::2])
+    assert close(sgv.generate(G, 79, n_videos=3, seed=2, time_step=0.5)[:, :, ::2], v)
+    assert close(sgv.generate(G, 5, n_videos=3, seed=2), v[:, :, :5])
+    assert close(sgv.generate(G, 40, n_videos=3, seed=2, chunk=6), v)
+    assert close(sgv.generate(G, 40, n_videos=1, seed=2), v[:1]) and close(sgv.generate(G, 12, n_videos=2, seed=2), v[:2, :, :12])
+    assert not close(sgv.generate(G, 40, n_videos=3, seed=3), v)
+
+
 def test_reproduce_paper_and_contract(tmp_path):
     from vidnb.report import Report, check_chapter, results_json
     check_chapter(sgv)
@@ -88,6 +103,19 @@ def test_presets():
     with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): sgv.sgv_preset('big')
 
 
+def test_paper_discriminator_matches_the_reference():
+    "Issue 18: the paper preset has the reference's learned embedding of each time difference and its 20 kimg EMA."
+    paper = sgv.PRESETS['paper']
+    assert paper.model.dt_embed == 256 and paper.train.ema_kimg == 20
+    cfg = sgv.SGVConfig(ch_base=128, ch_max=16, num_freqs=8, z_dim=16, w_dim=16, motion_z_dim=16, dt_embed=8)
+    D = sgv.Discriminator(cfg)
+    assert D.cmap.embed.weight.shape == (cfg.max_period_len, 8)
+    x, dt = torch.rand(2, 1, 3, 32, 32) * 2 - 1, torch.tensor([[1., 4.], [8., 16.]])
+    D(x, dt).sum().backward()
+    assert D.cmap.embed.weight.grad[[1, 4, 8, 16]].abs().sum(1).gt(0).all() and D.cmap.embed.weight.grad[2].abs().sum() == 0
+    with pytest.raises(ValueError, match='dt_embed must be a positive int or None'): sgv.SGVConfig(dt_embed=0)
+
+
 def test_import_is_light():
     import subprocess, sys
     code = "import sys, vidnb.styleganv; print(any(m in sys.modules for m in ('matplotlib', 'scipy')))"
@@ -107,3 +135,23 @@ def test_motion_over_time():
     assert math.isclose(rows[2]['ink'], (v[:, :, 32:] > 0).float().mean().item(), rel_tol=1e-4)
     with pytest.raises(ValueError, match='window must be an int >= 2'): sgv.motion_over_time(G, 36, window=1)
     with pytest.raises(ValueError, match='n_frames must be an int >= 2'): sgv.motion_over_time(G, 1)
+
+
+def test_gan_callbacks_reach_the_network_being_stepped():
+    "Issue 18: in the D step the Learner's `opt` is D's (clipping and schedules act on D), in the G step G's."
+    from functools import partial
+    from vidnb.learner import Callback, GradClipCB, LRSchedCB
+    seen = []
+    class Spy(Callback):
+        order = 25                                                       # after GradClipCB (20)
+        def after_backward(self, learn):
+            gs = [p.grad for g in learn.opt.param_groups for p in g['params'] if p.grad is not None]
+            seen.append((learn.phase, learn.opt is learn.opts[learn.phase], len(gs), torch.stack([g.norm() for g in gs]).norm().item()))
+    cfg = sgv.SGVConfig(ch_base=128, ch_max=16, num_freqs=8, z_dim=16, w_dim=16, motion_z_dim=16)
+    tc = sgv.TrainConfig(steps=2, bs=2, r1_every=1)
+    videos = torch.rand(4, 1, 12, 32, 32) * 2 - 1
+    half = partial(torch.optim.lr_scheduler.LambdaLR, lr_lambda=lambda s: 0.5 ** s)
+    learn = sgv.train_gan(videos, cfg, tc, progress=False, cbs=[GradClipCB(1e-3), Spy(), LRSchedCB(half, opt='D')])
+    assert [s[0] for s in seen] == ['D', 'D', 'G'] * 2                   # D loss, lazy R1, G loss per batch
+    assert all(ok and n > 0 and norm <= 1e-3 * (1 + 1e-4) for _, ok, n, norm in seen), seen
+    assert learn.opts['D'].param_groups[0]['lr'] == pytest.approx(tc.lr / 4) and learn.opts['G'].param_groups[0]['lr'] == tc.lr

@@ -171,3 +171,6 @@ def _run(a) -> int:
     if run: return run(a)
     _parser().print_help()
     return 0
+
+# %% ../nbs/09_cli.ipynb #b301f259
+if __name__ == '__main__': sys.exit(main())

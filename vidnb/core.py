@@ -13,23 +13,33 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time', 'video_from_uint8', 'video_to_uint8',
-           'resize_video', 'to_gray', 'to_rgb', 'default_device', 'default_preset', 'amp_dtype', 'autocast', 'set_seed',
-           'rng_state', 'set_rng_state', 'time_interleaved', 'cache_dir', 'atomic_path', 'decode_frames',
-           'resize_frames_u8', 'read_video', 'write_video', 'video_info', 'read_sound', 'write_sound', 'show_frames',
-           'show_videos', 'Animation', 'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram',
-           'show_sound']
+__all__ = ['has_data', 'generator_on', 'check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time',
+           'video_from_uint8', 'video_to_uint8', 'resize_video', 'to_gray', 'to_rgb', 'default_device',
+           'default_preset', 'amp_dtype', 'autocast', 'set_seed', 'rng_state', 'set_rng_state', 'time_interleaved',
+           'cache_dir', 'atomic_path', 'decode_frames', 'resize_frames_u8', 'read_video', 'write_video', 'video_info',
+           'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation', 'animate', 'scrub', 'plot_waveform',
+           'spectrogram', 'plot_spectrogram', 'show_sound']
 
 # %% ../nbs/00_core.ipynb #24535fb9
 def _fail(name, what, got): raise ValueError(f"{name} must be {what}, got {got}")
 
+def has_data(x) -> bool:
+    "False for tensors that hold no values (the `meta` device, fake tensors on it): shape and device only."
+    return not (isinstance(x, torch.Tensor) and x.is_meta)
+
+def generator_on(device, seed: int) -> torch.Generator:
+    "A seeded `torch.Generator` on `device` (the CPU's for data-free tensors: the meta device has no generator)."
+    device = torch.device(device)
+    return torch.Generator('cpu' if device.type == 'meta' else device).manual_seed(seed)
+
 def check_tensor(x, name='x', ndim=None, layout='', finite=True, lo=None, hi=None, tol=1e-3):
     "Check that `x` is a float tensor with `ndim` dims, finite values within `[lo-tol, hi+tol]`; return it."
-    if not isinstance(x, torch.Tensor): _fail(name, f"a torch.Tensor {layout}".strip(), type(x).__name__)
+    if not isinstance(x, torch.Tensor): _fail(name, f"a torch.Tensor ({layout})" if layout else "a torch.Tensor", type(x).__name__)
     if ndim is not None and x.ndim != ndim: _fail(name, layout or f"{ndim}-d", f"shape {tuple(x.shape)}")
     if not x.is_floating_point():
         _fail(name, "a floating point tensor (use video_from_uint8 for uint8 data)", f"dtype {x.dtype}")
     if x.numel() == 0: _fail(name, "non-empty", f"shape {tuple(x.shape)}")
+    if not has_data(x): return x                      # meta/fake tensors (device checks): no values to check
     if finite and not torch.isfinite(x).all():
         _fail(name, "finite (no NaN or inf)", f"{int((~torch.isfinite(x)).sum())} non-finite values")
     if lo is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, default_device, set_seed, cache_dir, atomic_path
+from .core import check_video, default_device, set_seed, cache_dir, atomic_path, generator_on
 from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
                            load_checkpoint, check_model_state)
 from .report import (chapter_folder, Report, pick_preset, Estimate, versus, difference, describe_gap,
@@ -328,7 +328,7 @@ def rollout(model, h0: Tensor, seed: int = 0):
     was, is_module = getattr(model, 'training', False), isinstance(model, nn.Module)
     if is_module: model.eval()
     A, B = model.A.detach(), model.B.detach()
-    g = torch.Generator(device=h0.device).manual_seed(seed)
+    g = generator_on(h0.device, seed)              # on h0's device (the CPU's for data-free checks)
     h = h0.to(A.dtype)
     try:
         while True:

@@ -543,18 +543,30 @@ def _stateful_cbs(learn):
 def _learner_state_dict(self):
     "Everything needed to continue this run exactly."
     m = unwrap(self.model)
-    return dict(meta=dict(format='vidnb.learner/1', model=type(m).__name__), model=m.state_dict(),
+    return dict(meta=dict(format='vidnb.learner/1', model=type(m).__name__,
+                          opts={k: type(o).__name__ for k, o in self.opts.items()}), model=m.state_dict(),
                 opts={k: o.state_dict() for k, o in self.opts.items()},
                 cbs={k: cb.state_dict() for k, cb in _stateful_cbs(self)},
                 pos=_position(self), epoch_rng=self.epoch_rng, rng=self._rng())
+
+def _check_opts(opts, sd, name):
+    "Raise unless `sd`'s optimisers have `opts`' names and types (settings, for checkpoints that predate the types)."
+    if set(sd['opts']) != set(opts):
+        raise ValueError(f"{name} has optimisers {sorted(sd['opts'])}, this Learner has {sorted(opts)}")
+    types = sd.get('meta', {}).get('opts', {})
+    for k, o in opts.items():
+        saved = sd['opts'][k]['param_groups']
+        missing = set(o.param_groups[0]) - set(saved[0]) if saved else set()
+        if types.get(k, type(o).__name__) != type(o).__name__ or missing:
+            raise ValueError(f"{name} was written with another optimiser for {k!r} ({types.get(k, 'without ' + ', '.join(sorted(missing)))}); "
+                             f"this Learner's is {type(o).__name__}: resume with the same optimiser, or start a new run")
 
 def _learner_load_state_dict(self, sd, name='checkpoint'):
     "Restore `sd` (from `state_dict`); the data position and RNG take effect in the next training epoch."
     m = unwrap(self.model)
     check_model_state(m, sd['model'], name, sd.get('meta', {}).get('model'))
     m.load_state_dict(sd['model'])
-    if set(sd['opts']) != set(self.opts):
-        raise ValueError(f"{name} has optimisers {sorted(sd['opts'])}, this Learner has {sorted(self.opts)}")
+    _check_opts(self.opts, sd, name)
     for k, o in self.opts.items(): o.load_state_dict(sd['opts'][k])
     cbs = dict(_stateful_cbs(self))
     for k in sd['cbs'].keys() - cbs.keys():
@@ -706,8 +718,20 @@ class DDPCB(Callback):
         if self.owner: dist.init_process_group('nccl' if cuda else 'gloo')
         learn.rank, learn.world_size, self.active = rank, ws, True
         self.dl, learn.dls.train = learn.dls.train, self.shard(learn.dls.train, rank, ws)
-        ids = [local] if cuda else None
-        learn.model = nn.parallel.DistributedDataParallel(learn.model, device_ids=ids, **self.ddp_kw)
+        self.manual = getattr(learn, 'sync_grads', False)
+        if not self.manual:
+            ids = [local] if cuda else None
+            learn.model = nn.parallel.DistributedDataParallel(learn.model, device_ids=ids, **self.ddp_kw)
+
+    def after_backward(self, learn):
+        "Learners with `sync_grads` (a GAN: two networks stepped apart, R1's double backward): average `opt`'s gradients."
+        if not (self.active and self.manual): return
+        import torch.distributed as dist
+        ps = [p for g in learn.opt.param_groups for p in g['params'] if p.grad is not None]
+        if not ps: return
+        flat = torch.cat([p.grad.flatten() for p in ps]).div_(learn.world_size)
+        dist.all_reduce(flat)
+        for p, g in zip(ps, flat.split([p.numel() for p in ps])): p.grad.copy_(g.view_as(p.grad))
 
     def shard(self, dl, rank, ws):
         "A loader over `rank`'s part of `dl`'s dataset, each batch `1/ws` of `dl.batch_size` when `split_batch`."

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import check_video, check_tensor, cache_dir, default_device, fold_time, atomic_path
+from .core import check_video, check_tensor, has_data, cache_dir, default_device, fold_time, atomic_path
 from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
@@ -31,6 +31,7 @@ def _unit(x, value_range, name):
     "Check video `x` lies in `value_range` and map it to [0,1] in float64."
     check_video(x, name, check_range=False)
     lo, hi = value_range
+    if not has_data(x): return (x.detach().double() - lo) / (hi - lo)       # data-free tensors: nothing to check
     mn, mx = x.detach().aminmax()
     tol = 1e-3 * (hi - lo)
     if mn < lo - tol or mx > hi + tol:
@@ -39,6 +40,7 @@ def _unit(x, value_range, name):
     return (x.detach().double() - lo) / (hi - lo)
 
 def _pair(pred, target, value_range):
+    for x, name in ((pred, 'pred'), (target, 'target')): check_video(x, name, check_range=False)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape (B,C,T,H,W), "
                          f"got {tuple(pred.shape)} and {tuple(target.shape)}")
@@ -111,7 +113,13 @@ def _check_gaussian(mu, sigma, name):
     mu, sigma = _f64(mu, f'mu{name}'), _f64(sigma, f'sigma{name}')
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise ValueError(f"mu{name} must be (D,) and sigma{name} (D,D), got {mu.shape} and {sigma.shape}")
-    return mu, (sigma + sigma.T) / 2
+    sigma = (sigma + sigma.T) / 2
+    shift = 1e-5 * max(np.linalg.norm(sigma), 1e-300)   # float32-rounded covariances stay far inside this margin
+    try: np.linalg.cholesky(sigma + shift * np.eye(len(mu)))
+    except np.linalg.LinAlgError:
+        lo = float(np.linalg.eigvalsh(sigma)[0])
+        raise ValueError(f"sigma{name} must be a covariance (positive semi-definite), got smallest eigenvalue {lo:.4g}")
+    return mu, sigma
 
 # %% ../nbs/06_metrics.ipynb #26e99745
 def _one_blas_thread():

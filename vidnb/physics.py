@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .core import check_video, check_tensor, cache_dir, default_device, time_interleaved
+from .core import check_video, check_tensor, has_data, cache_dir, default_device, time_interleaved
 from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
@@ -104,7 +104,8 @@ class GaussianCS(LinearOperator):
             ag = a.to(gd)
             g = (ag @ ag.mT).double()
             L, info = torch.linalg.cholesky_ex(g)
-            self._cache = (key, 'chol', L) if not info.any() else (key, 'pinv', torch.linalg.pinv(g, hermitian=True))
+            ok = not has_data(info) or not info.any()                                # data-free: the Cholesky path
+            self._cache = (key, 'chol', L) if ok else (key, 'pinv', torch.linalg.pinv(g, hermitian=True))
         return self._cache[1:]
 
     def A_dagger(self, y):

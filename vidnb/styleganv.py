@@ -6,7 +6,7 @@ Docs: https://vidnb.github.io/vidnb/styleganv.html.md"""
 
 # %% ../nbs/12_styleganv.ipynb #53d99ec6
 from __future__ import annotations
-import math, time, json, argparse, sys
+import math, os, time, json, argparse, sys
 from dataclasses import dataclass, asdict, replace, fields
 from functools import reduce
 from pathlib import Path
@@ -14,18 +14,18 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, default_device, set_seed, cache_dir, atomic_path, resize_video
-from .learner import (Learner, Callback, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, EMACB,
-                           MixedPrecisionCB, NaNStopCB, load_checkpoint)
+from .core import check_video, default_device, set_seed, cache_dir, atomic_path, resize_video, has_data
+from .learner import (Learner, Callback, DataLoaders, DeviceCB, DDPCB, MetricsCB, ProgressCB, CheckpointCB,
+                           EMACB, MixedPrecisionCB, NaNStopCB, load_checkpoint)
 from .report import chapter_folder, Report, Table, pick_preset
 
 # %% auto #0
-__all__ = ['SPANS', 'PRESETS', 'PAPER_TABLES', 'SGVConfig', 'TrainConfig', 'SGVPreset', 'sgv_preset', 'lrelu', 'EqLinear',
-           'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length', 'exponential_periods',
+__all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SGVConfig', 'TrainConfig', 'SGVPreset', 'sgv_preset', 'lrelu',
+           'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length', 'exponential_periods',
            'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder',
            'Discriminator', 'sample_times', 'gather_frames', 'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty',
-           'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'generate', 'video_stats', 'evaluate',
-           'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity', 'stream_memory',
+           'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'video_noise', 'generate', 'video_stats',
+           'evaluate', 'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity', 'stream_memory',
            'stream_memory_rows', 'project', 'motion_over_time', 'load_generator', 'write_generated', 'cli', 'reproduce',
            'bench']
 
@@ -58,6 +58,7 @@ class SGVConfig:
     d_concat_res: int = 8          # D concatenates the k frame features at this resolution
     k: int = 3                     # frames per video seen by D
     tanh_out: bool = False         # squash frames with tanh (not in StyleGAN2/-V; the smoke preset needs it)
+    dt_embed: int | None = None    # D's learned embedding of each time difference (reference: 256; None: Fourier only)
 
     def __post_init__(self):
         _check_positive_ints(self)
@@ -74,6 +75,9 @@ class SGVConfig:
         if self.d_concat_res & (self.d_concat_res - 1) or not 4 <= self.d_concat_res <= self.size:
             raise ValueError(f"d_concat_res must be a power of 2 in [4, size={self.size}], got {self.d_concat_res}")
         if not isinstance(self.tanh_out, bool): raise ValueError(f"tanh_out must be a bool, got {self.tanh_out!r}")
+        if self.dt_embed is not None and (isinstance(self.dt_embed, bool) or not isinstance(self.dt_embed, int)
+                                          or self.dt_embed < 1):
+            raise ValueError(f"dt_embed must be a positive int or None, got {self.dt_embed!r}")
         if self.k < 2: raise ValueError(f"k must be >= 2 (D is conditioned on time differences), got {self.k}")
     def ch(self, res: int) -> int: return min(self.ch_base // res, self.ch_max)
     @property
@@ -120,8 +124,8 @@ class SGVPreset:
 PRESETS = {
     'smoke': SGVPreset(SGVConfig(ch_base=512, ch_max=32, tanh_out=True), TrainConfig(steps=2400, bs=16)),
     'paper': SGVPreset(SGVConfig(size=256, channels=3, z_dim=512, w_dim=512, motion_z_dim=512, num_freqs=256,
-                                 ch_base=16384, ch_max=512, d_concat_res=16),
-                       TrainConfig(steps=390_625, bs=64),        # 25,000 kimg at batch 64 (reference training config)
+                                 ch_base=16384, ch_max=512, d_concat_res=16, dt_embed=256),
+                       TrainConfig(steps=390_625, bs=64, ema_kimg=20.),   # 25,000 kimg at batch 64, EMA 20 kimg (reference)
                        run_training=False, eval_every=12_500, n_fake=2048, n_real=2048),   # its metrics: every 800 kimg
 }
 
@@ -252,10 +256,11 @@ class MotionMapping(nn.Module):
     def forward(self, t: Tensor, motion_z: Tensor | None = None) -> Tensor:
         "v_t (B*K, emb_dim) for times t (B, K) >= 0."
         if t.ndim != 2: raise ValueError(f"t must be (B, K) frame times, got shape {tuple(t.shape)}")
-        if (t < 0).any(): raise ValueError(f"t must be >= 0, got min {t.min().item()}")
+        if has_data(t) and (t < 0).any(): raise ValueError(f"t must be >= 0, got min {t.min().item()}")
         B, K = t.shape
-        if motion_z is None: motion_z = self.sample_noise(B, t.max().item(), device=t.device)
-        need = self.n_codes(t.max().item())
+        t_max = t.max().item() if has_data(t) else None         # data-free tensors (device checks) must bring motion_z
+        if motion_z is None: motion_z = self.sample_noise(B, t_max, device=t.device)
+        need = self.n_codes(t_max) if t_max is not None else motion_z.shape[1]
         if motion_z.shape[0] != B or motion_z.shape[1] < need:
             raise ValueError(f"motion_z must be (B={B}, >= {need}, {self.cfg.motion_z_dim}) to cover "
                              f"t <= {t.max().item():.1f}, got {tuple(motion_z.shape)}")
@@ -350,14 +355,22 @@ class DBlock(nn.Module):
 
 # %% ../nbs/12_styleganv.ipynb #a4f68d16
 class TimeDiffEncoder(nn.Module):
-    "Time differences (B, k-1) -> Fourier features of each difference, concatenated -> 2-layer mapping -> c (B, dim)."
-    def __init__(self, k, dim, n_freqs=16, max_period=1024):
+    "Time differences (B, k-1) -> per difference [learned embedding,] Fourier features, concatenated -> 2-layer mapping."
+    def __init__(self, k, dim, n_freqs=16, max_period=1024, embed=None):
         super().__init__()
         self.register_buffer('freqs', 2 * math.pi / 2 ** torch.linspace(0, math.log2(max_period), n_freqs))
-        self.net = nn.Sequential(EqLinear((k - 1) * 2 * n_freqs, dim, act=True), EqLinear(dim, dim))
+        self.embed = nn.Embedding(max_period, embed) if embed else None      # the reference's `const_embed`
+        self.net = nn.Sequential(EqLinear((k - 1) * (2 * n_freqs + (embed or 0)), dim, act=True), EqLinear(dim, dim))
     def forward(self, dt):
         a = dt.float()[..., None] * self.freqs
-        return self.net(torch.cat([a.sin(), a.cos()], -1).flatten(1))
+        feats = [a.sin(), a.cos()]
+        if self.embed is not None:
+            i = dt.float().round().long()
+            if has_data(i) and ((i < 0).any() or (i >= self.embed.num_embeddings).any()):
+                raise ValueError(f"dt must be frame differences in [0, {self.embed.num_embeddings - 1}] for the "
+                                 f"learned embedding, got [{i.min().item()}, {i.max().item()}]")
+            feats.insert(0, self.embed(i))
+        return self.net(torch.cat(feats, -1).flatten(1))
 
 # %% ../nbs/12_styleganv.ipynb #f05a59a0
 class Discriminator(nn.Module):
@@ -376,7 +389,7 @@ class Discriminator(nn.Module):
         self.conv = EqConv(c + 1, c, 3, padding=1)
         self.fc = EqLinear(c * 16, c, act=True)
         self.out = EqLinear(c, c)
-        self.cmap = TimeDiffEncoder(cfg.k, c, max_period=cfg.max_period_len)
+        self.cmap = TimeDiffEncoder(cfg.k, c, max_period=cfg.max_period_len, embed=cfg.dt_embed)
     def mbstd(self, x):
         G = min(self.mbstd_group, x.shape[0])
         while x.shape[0] % G: G -= 1
@@ -427,14 +440,19 @@ class VideoAugment(nn.Module):
         self.register_buffer('p', torch.tensor(float(p)))
         self.register_buffer('acc', torch.zeros(2))                             # sum of sign(D(real)), count
         self.target, self.speed_img, self.interval = target, speed_img, interval
+        self.split = (0, 1)               # (rank, processes): draws are made for the global batch, rows rank::N kept
+    def _rand(self, *shape, normal=False, device=None):
+        r, n = self.split
+        x = (torch.randn if normal else torch.rand)(shape[0] * n, *shape[1:], device=device)
+        return x[r::n] if n > 1 else x
     def forward(self, x: Tensor) -> Tensor:
         p = float(self.p)
         if p == 0: return x
         B, C, K, H, W = x.shape
         dev = x.device
-        on = lambda: (torch.rand(B, device=dev) < p).float()
-        flip = 1 - 2 * on() * (torch.rand(B, device=dev) < 0.5).float()
-        shift = (torch.rand(B, 2, device=dev) * 2 - 1) * 0.125 * on()[:, None]
+        on = lambda: (self._rand(B, device=dev) < p).float()
+        flip = 1 - 2 * on() * (self._rand(B, device=dev) < 0.5).float()
+        shift = (self._rand(B, 2, device=dev) * 2 - 1) * 0.125 * on()[:, None]
         wh = torch.tensor([W, H], device=dev)
         shift = torch.round(shift * wh) * 2 / wh                                # whole pixels
         theta = torch.zeros(B, 2, 3, device=dev)
@@ -443,15 +461,19 @@ class VideoAugment(nn.Module):
         frames = x.transpose(1, 2).flatten(0, 1).float()
         y = F.grid_sample(frames, grid, mode='bilinear', padding_mode='reflection', align_corners=False)
         y = y.unflatten(0, (B, K)).transpose(1, 2).to(x.dtype)
-        b = (torch.randn(B, device=dev) * 0.2 * on()).view(B, 1, 1, 1, 1)
-        c = torch.exp2(torch.randn(B, device=dev) * 0.5 * on()).view(B, 1, 1, 1, 1)
+        b = (self._rand(B, normal=True, device=dev) * 0.2 * on()).view(B, 1, 1, 1, 1)
+        c = torch.exp2(self._rand(B, normal=True, device=dev) * 0.5 * on()).view(B, 1, 1, 1, 1)
         mu = y.mean([1, 3, 4], keepdim=True)
         return (y - mu) * c + mu + b
     def update(self, d_real: Tensor, batch: int):
         "Accumulate sign(D(real)); every `interval` calls adjust p toward the target overfitting heuristic r_t."
         if self.target is None: return
-        self.acc[0] += d_real.detach().sign().sum().float().to(self.acc.device)
-        self.acc[1] += d_real.numel()
+        s = d_real.detach().sign().sum().float()
+        inc = torch.stack([s, torch.full_like(s, d_real.numel())]).to(self.acc)
+        if self.split[1] > 1:                                     # every process adjusts p alike: sum over all of them
+            import torch.distributed as dist
+            dist.all_reduce(inc)
+        self.acc += inc
         if self.acc[1] >= batch * self.interval:
             rt = (self.acc[0] / self.acc[1]).item()
             self.p.add_(math.copysign(batch * self.interval / self.speed_img, rt - self.target)).clamp_(0, 1)
@@ -491,6 +513,7 @@ def _ema_decay(tc: TrainConfig):
 # %% ../nbs/12_styleganv.ipynb #9b97f7f3
 class GANLearner(Learner):
     "The shared Learner for a GAN: G and D optimisers, one D step (with lazy R1) then one G step per batch of videos."
+    sync_grads = True                    # under torchrun, DDPCB averages each phase's gradients (no DDP wrapper)
     def __init__(self, model: StyleGANV, dls, tc: TrainConfig, cbs=(), **kw):
         self.tc = tc
         super().__init__(model, dls, loss_func=None, lr=tc.lr, cbs=cbs, **kw)
@@ -498,28 +521,33 @@ class GANLearner(Learner):
         adam = lambda ps: torch.optim.Adam(ps, lr=self.lr, betas=(0., 0.99), eps=1e-8)
         return {'G': adam(self.model.G.parameters()), 'D': adam(self.model.D.parameters())}
     def _step(self, name, loss):
-        self.loss = loss
+        "One update of network `name` through the Learner's own phases: callbacks see `phase` and its `opt`."
+        self.phase, self.opt, self.loss = name, self.opts[name], loss
         self.callback('after_loss')
-        self.scaler.scale(loss).backward()
-        self.callback('after_backward')
-        self.scaler.step(self.opts[name])
-        self.scaler.update()
-        self.callback('after_step')
+        self.update()
+    def zero_grad(self):
         for o in self.opts.values(): o.zero_grad(set_to_none=True)
-    def _z(self, batch, device): return torch.randn(batch, self.model.cfg.z_dim, device=device)
+    def _mine(self, t):
+        "This process's rows of a draw made for the global batch: every process draws alike and keeps rows rank::N."
+        return t[self.rank::self.world_size] if self.world_size > 1 else t
+    def _fake(self, gt):
+        "Fake clips at times `gt`: content and motion noise drawn for the global batch (motion up to its last time)."
+        n, G = len(gt) * self.world_size, self.model.G
+        z = torch.randn(n, self.model.cfg.z_dim, device=gt.device)
+        return G(self._mine(z), gt, self._mine(G.motion.sample_noise(n, self.t_max, device=gt.device)))
     def d_step(self, real, gt, dt):
         "D on real and fake clips (non-saturating loss), then lazy R1 every `r1_every` steps: (loss, scores, r1)."
         m, tc = self.model, self.tc
         m.G.requires_grad_(False)
         m.D.requires_grad_(True)
         with self.autocast():
-            fake = m.G(self._z(len(real), real.device), gt)
+            fake = self._fake(gt)
             d_real, d_fake = m.D(m.aug(real), dt), m.D(m.aug(fake), dt)
             self.preds = (d_real, d_fake)
             self.callback('after_predict')
             ld = d_loss(d_real, d_fake)
         self._step('D', ld)
-        m.aug.update(d_real, len(real))
+        m.aug.update(d_real, len(real) * self.world_size)
         if self.train_iter % tc.r1_every or tc.r1_gamma <= 0: return ld, d_real, d_fake, None
         with self.autocast(): r1, _ = r1_penalty(m.D, m.aug(real), dt)
         self._step('D', r1 * (tc.r1_gamma / 2 * tc.r1_every))
@@ -529,13 +557,16 @@ class GANLearner(Learner):
         m = self.model
         m.G.requires_grad_(True)
         m.D.requires_grad_(False)
-        with self.autocast(): lg = g_loss(m.D(m.aug(m.G(self._z(len(gt), gt.device), gt)), dt))
+        with self.autocast(): lg = g_loss(m.D(m.aug(self._fake(gt)), dt))
         self._step('G', lg)
         m.D.requires_grad_(True)
         return lg
     def one_batch(self):
         x = self.batch[0]
-        ri, gt, dt = sample_times(x.shape[0], x.shape[2], self.model.cfg.k, self.tc.spans)
+        ri, gt, dt = sample_times(x.shape[0] * self.world_size, x.shape[2], self.model.cfg.k, self.tc.spans)
+        self.t_max = gt.max().item()
+        ri, gt, dt = map(self._mine, (ri, gt, dt))
+        self.model.aug.split = (self.rank, self.world_size)
         real, gt, dt = gather_frames(x, ri), gt.to(x.device), dt.to(x.device)
         ld, d_real, d_fake, r1 = self.d_step(real, gt, dt)
         lg = self.g_step(gt, dt)
@@ -556,7 +587,7 @@ def train_gan(videos: Tensor, cfg: SGVConfig, tc: TrainConfig, out=None, every: 
     model = model or StyleGANV(cfg, VideoAugment(tc.aug_p, tc.ada_target, tc.ada_speed_img))
     dls = DataLoaders.from_tensors(videos, bs=min(tc.bs, len(videos)), valid_pct=0, seed=seed)
     terms = {k: _term(k) for k in ('loss_D', 'loss_G', 'd_real', 'd_fake', 'p_aug')}
-    cb = [DeviceCB(device), MixedPrecisionCB(), MetricsCB(every=max(1, min(tc.steps // 40, 50)), **terms),
+    cb = [DeviceCB(device), DDPCB(seed), MixedPrecisionCB(), MetricsCB(every=max(1, min(tc.steps // 40, 50)), **terms),
           NaNStopCB(every=10), EMACB(_ema_decay(tc), select=lambda mm: mm.G, name='G_ema')]
     if progress: cb.append(ProgressCB(leave=False))
     if out is not None:
@@ -573,6 +604,22 @@ def moving_mnist_videos(n: int = 512, frames: int = 33, size: int = 32, seed: in
     return v if size == 64 else resize_video(v, size).clamp(-1, 1)
 
 # %% ../nbs/12_styleganv.ipynb #3e6d0910
+NOISE_BLOCK = 16    # motion noise vectors drawn at a time: a video's noise is a prefix of one stream for any length
+
+def _stream(seed: int, i: int) -> torch.Generator:
+    "The random stream of video `i` under `seed` (the pair hashed by numpy's SeedSequence: no two pairs collide)."
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0]))
+
+def video_noise(G: Generator, n_videos: int, t_max: float, seed: int = 0, first: int = 0) -> tuple:
+    "Content codes `(n, z_dim)` and motion noise `(n, n_codes(t_max), d)` of videos `first ..`, each from its own stream."
+    need, d = G.motion.n_codes(t_max), G.cfg.motion_z_dim
+    zs, mzs = [], []
+    for i in range(first, first + n_videos):
+        g = _stream(seed, i)
+        zs.append(torch.randn(G.cfg.z_dim, generator=g))
+        mzs.append(torch.cat([torch.randn(NOISE_BLOCK, d, generator=g) for _ in range(-(-need // NOISE_BLOCK))])[:need])
+    return torch.stack(zs), torch.stack(mzs)
+
 @torch.no_grad()
 def generate(G: Generator, n_frames: int, n_videos: int = 1, time_step: float = 1.0, seed: int = 0, chunk: int = 64,
              start: float = 0., on_chunk=None, device=None) -> Tensor | None:
@@ -583,10 +630,8 @@ def generate(G: Generator, n_frames: int, n_videos: int = 1, time_step: float = 
     device = torch.device(device or next(G.parameters()).device)
     was = G.training
     G.eval()
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n_videos, G.cfg.z_dim, generator=g).to(device)
-    t_max = start + (n_frames - 1) * time_step
-    mz = G.motion.sample_noise(n_videos, t_max, generator=g).to(device)
+    z, mz = video_noise(G, n_videos, start + (n_frames - 1) * time_step, seed)
+    z, mz = z.to(device), mz.to(device)
     ws = G.ws(z)
     out = []
     for i in range(0, n_frames, chunk):
@@ -914,6 +959,7 @@ def _train(a) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     learn = train_gan(vids, p.model, p.train, out=out, progress=False, seed=a.seed)
+    if int(os.environ.get('RANK', 0)): return dict(rank=int(os.environ['RANK']), steps=learn.train_iter)  # torchrun
     prev = write_generated(learn.G_ema.cpu(), out / 'preview.mp4', 64)
     last = {k: round(float(v), 4) for k, v in learn.history[-1].items() if k not in ('epoch', 'step')}
     return dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(prev), **last)
