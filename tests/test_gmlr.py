@@ -135,3 +135,19 @@ def test_flops_are_torch_count():
     with FlopCounterMode(display=False) as fc: plain_conv_transpose(g, 3)()
     assert fc.get_total_flops() == 3 * _gen_flops(g, 3)
 
+
+
+def test_bad_frames_and_measurements_name_the_argument():
+    "Issue 18: `sequence(frames=-2)` and `reconstruct(y=<bad shape>)` raised raw torch errors."
+    import torch
+    import vidnb.gmlr as g
+    for bad in (-2, 0, 2.5, True):
+        with pytest.raises(ValueError, match=rf'frames must be a positive int or None, got {bad!r}'):
+            g.sequence('rotating_mnist', frames=bad)
+    x = g.sequence('rotating_mnist', frames=4)
+    cfg = g.FitConfig(steps=1)
+    for y in (torch.zeros(3), torch.zeros(1, 4, 64, 64), 'y'):
+        with pytest.raises(ValueError, match=r"y must be the measurements of x under operator 'missing:0.5': a tensor of shape \(1, 1, 4, 64, 64\)"):
+            g.reconstruct(x, 'missing:0.5', cfg, y=y)
+    r = g.reconstruct(x, 'missing:0.5', cfg, y=g.measure(g.physics_operator('missing:0.5', 4, 64, 1, 0), None, x))
+    assert r['steps'] == 1

@@ -322,6 +322,10 @@ def reconstruct(x, operator='identity', cfg: FitConfig = FitConfig(), *, noise=N
     check_rank(cfg.rank, t, gen.nz, cfg.rank_type)
     op = physics_operator(operator, t, 64, c, seed)
     if y is None: y = measure(op, GaussianNoise(noise, seed=seed) if noise else None, x)
+    elif not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(op.A(x).shape):
+        got = f'shape {tuple(y.shape)}' if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"y must be the measurements of x under operator {operator!r}: a tensor of shape "
+                         f"{tuple(op.A(x).shape)}, got {got}")
     set_seed(seed)
     model = GMLR(gen, t, s, seed, shared=cfg.shared)
     learn = GMLRLearner(model, y, op, cfg, truth=x, cbs=cbs, device=device)
@@ -380,6 +384,8 @@ def sequence(name, n=1, seed=0, frames=None):
     "Test sequence `name` (a key of `SEQUENCES`): `(n,C,T,64,64)` in [-1,1], `n` sequences of the MNIST sets, else 1."
     from vidnb import data
     _check_sequence(name)
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise ValueError(f"frames must be a positive int or None, got {frames!r}")
     if name == 'rotating_mnist': v = data.rotating_mnist(n, frames=frames or 32, seed=seed)
     elif name == 'moving_mnist': v = data.moving_mnist(n, frames=frames or 20, seed=seed)
     elif name == 'color_wheel': v = data.color_wheel(frames=frames or 64)
