@@ -23,11 +23,11 @@ from .report import chapter_folder, Report, Table, pick_preset
 __all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SGVConfig', 'TrainConfig', 'SGVPreset', 'sgv_preset', 'lrelu',
            'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length', 'exponential_periods',
            'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder',
-           'Discriminator', 'sample_times', 'gather_frames', 'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty',
-           'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'video_noise', 'generate', 'video_stats',
-           'evaluate', 'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity', 'stream_memory',
-           'stream_memory_rows', 'project', 'motion_over_time', 'load_generator', 'write_generated', 'cli', 'reproduce',
-           'bench']
+           'Discriminator', 'sample_times', 'gather_frames', 'process_rows', 'VideoAugment', 'd_loss', 'g_loss',
+           'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'video_noise', 'generate',
+           'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity',
+           'stream_memory', 'stream_memory_rows', 'project', 'motion_over_time', 'load_generator', 'write_generated',
+           'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 def _check_positive_ints(dc):
@@ -432,6 +432,10 @@ def gather_frames(videos: Tensor, idx: Tensor) -> Tensor:
     return videos.gather(2, idx.to(videos.device)[:, None, :, None, None].expand(B, C, -1, H, W))
 
 # %% ../nbs/12_styleganv.ipynb #fc42a9b7
+def process_rows(t: Tensor, rank: int, n: int) -> Tensor:
+    "Process `rank`'s rows of `t`, a draw made alike by all `n` processes for the global batch: rows rank, rank+n, ..."
+    return t[rank::n] if n > 1 else t
+
 class VideoAugment(nn.Module):
     "ADA-style augmentation drawn once per clip and applied identically to its frames; adaptive p when `target` is set."
     def __init__(self, p: float = 0., target: float | None = None, speed_img: float = 20000, interval: int = 4):
@@ -443,8 +447,7 @@ class VideoAugment(nn.Module):
         self.split = (0, 1)               # (rank, processes): draws are made for the global batch, rows rank::N kept
     def _rand(self, *shape, normal=False, device=None):
         r, n = self.split
-        x = (torch.randn if normal else torch.rand)(shape[0] * n, *shape[1:], device=device)
-        return x[r::n] if n > 1 else x
+        return process_rows((torch.randn if normal else torch.rand)(shape[0] * n, *shape[1:], device=device), r, n)
     def forward(self, x: Tensor) -> Tensor:
         p = float(self.p)
         if p == 0: return x
@@ -529,7 +532,7 @@ class GANLearner(Learner):
         for o in self.opts.values(): o.zero_grad(set_to_none=True)
     def _mine(self, t):
         "This process's rows of a draw made for the global batch: every process draws alike and keeps rows rank::N."
-        return t[self.rank::self.world_size] if self.world_size > 1 else t
+        return process_rows(t, self.rank, self.world_size)
     def _fake(self, gt):
         "Fake clips at times `gt`: content and motion noise drawn for the global batch (motion up to its last time)."
         n, G = len(gt) * self.world_size, self.model.G
