@@ -17,8 +17,8 @@ from .report import chapter_folder, Report, pick_preset
 # %% auto #0
 __all__ = ['OPERATOR_SPECS', 'PRESETS', 'LinearOperator', 'Identity', 'GaussianCS', 'MaskOperator', 'MissingPixels',
            'RectangularMask', 'SaltPepperMask', 'NoNoise', 'GaussianNoise', 'Physics', 'measure', 'operator',
-           'operator_errors', 'operator_zoo', 'show_measurements', 'bench_operators', 'PhysicsPreset', 'reproduce',
-           'bench']
+           'operator_errors', 'operator_zoo', 'show_measurements', 'bench_operators', 'bench_gaussian_layout',
+           'PhysicsPreset', 'reproduce', 'bench']
 
 # %% ../nbs/02_physics.ipynb #577f5b38
 def _pos_int(v, name):
@@ -70,7 +70,7 @@ class GaussianCS(LinearOperator):
         self.m, self.seed = _pos_int(m, 'm'), seed
         if m > self.n: raise ValueError(f"m must be at most n = C*H*W = {self.n} measurements per frame, got m={m}")
         g = torch.Generator().manual_seed(seed)
-        self.register_buffer('matrix', torch.randn(frames, m, self.n, generator=g) / math.sqrt(m))
+        self.register_buffer('matrix', torch.randn(frames, m, self.n, generator=g).div_(math.sqrt(m)))  # in place: one copy
         self._cache = None
 
     def _flat(self, x): return x.transpose(1, 2).reshape(x.shape[0], self.frames, self.n)   # (B,T,n)
@@ -79,7 +79,7 @@ class GaussianCS(LinearOperator):
     def A(self, x):
         x = self.check_x(x)
         a = self.matrix.to(x.dtype)
-        return torch.matmul(a, self._flat(x).permute(1, 2, 0)).permute(2, 0, 1)   # (T,m,n)@(T,n,B) -> (B,T,m)
+        return torch.matmul(self._flat(x).transpose(0, 1), a.mT).transpose(0, 1)   # (T,B,n)@(T,n,m) -> (B,T,m)
 
     def check_y(self, y, name='y'):
         "Check `y` is finite float measurements `(B, T, m)`."
@@ -92,7 +92,7 @@ class GaussianCS(LinearOperator):
     def A_adjoint(self, y):
         y = self.check_y(y)
         a = self.matrix.to(y.dtype)
-        return self._unflat(torch.matmul(a.mT, y.permute(1, 2, 0)).permute(2, 0, 1))
+        return self._unflat(torch.matmul(y.transpose(0, 1), a).transpose(0, 1))    # (T,B,m)@(T,m,n) -> (B,T,n)
 
     def _gram_solver(self, dtype):
         "Factor `G_t = A_t A_t^T` of all frames once per device/dtype/version of `matrix`: Cholesky (pinv if singular)."
@@ -401,6 +401,25 @@ def bench_operators(sizes=(64, 256), frames: int = 8, channels: int = 1, cs_rati
                 'frames_per_s': res}
     finally: torch.set_num_threads(old)
 
+# %% ../nbs/02_physics.ipynb #4915bb09
+def bench_gaussian_layout(m: int = 256, frames: int = 16, size: int = 64, channels: int = 3, batch: int = 1,
+                          repeat: int = 3, device=None) -> dict:
+    "Seconds per gradient of `|A x|^2` for `GaussianCS`: its stored-order products against the matrix-vector order."
+    device = torch.device(device or default_device())
+    op = GaussianCS(m, frames, size, channels).to(device)
+    x = torch.randn(batch, channels, frames, *_size2(size), device=device, requires_grad=True)
+    a = op.matrix
+    def grad(f):
+        x.grad = None
+        f(op._flat(x)).square().sum().backward()
+        return x.grad.clone()
+    rows = lambda v: torch.matmul(v.transpose(0, 1), a.mT)                                   # (T,B,n)@(T,n,m)
+    vecs = lambda v: torch.matmul(a, v.permute(1, 2, 0))                                      # (T,m,n)@(T,n,B)
+    same = torch.allclose(grad(rows), grad(vecs), rtol=1e-4, atol=1e-4 * x.grad.abs().max().item())
+    t_rows, t_vecs = (min(t) for t in time_interleaved([lambda: grad(rows), lambda: grad(vecs)], repeat, device=device))
+    return {'device': str(device), 'threads': torch.get_num_threads(), 'm': m, 'frames': frames, 'n': op.n,
+            'batch': batch, 'seconds_rows': t_rows, 'seconds_matvec': t_vecs, 'speedup': t_vecs / t_rows, 'same': same}
+
 # %% ../nbs/02_physics.ipynb #8e6cb262
 @dataclass(frozen=True)
 class PhysicsPreset:
@@ -443,6 +462,7 @@ def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
 
 # %% ../nbs/02_physics.ipynb #43307396
 def bench() -> dict:
-    "Operator throughput (frames/s of A and A_adjoint) at 64x64 and 256x256, with torch's default threads and with one."
+    "Operator throughput (frames/s of A, A_adjoint) at 64x64 and 256x256 (default threads and one); the Gaussian layout."
     return {'operators': bench_operators(sizes=(64, 256)),
-            'operators_1_thread': bench_operators(sizes=(64, 256), threads=1)}
+            'operators_1_thread': bench_operators(sizes=(64, 256), threads=1),
+            'gaussian_layout': bench_gaussian_layout(m=1024, frames=64)}   # the paper's colour-wheel operator (3.2 GB)
