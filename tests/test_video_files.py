@@ -38,3 +38,28 @@ def test_missing_file_and_unknown_format(tmp_path):
     with pytest.raises(ValueError, match='not found'): read_video(tmp_path / 'nope.mp4')
     with pytest.raises(ValueError, match=r'a \.mp4 or \.gif'): write_video(_clip(), tmp_path / 'a.avi')
     assert list(tmp_path.iterdir()) == []
+
+def _numbered_folder(d, sizes):
+    "Frames `frame1.png, frame2.png, ...` with value 20*i, of the given (H, W) or (H, W, 3) shapes."
+    from PIL import Image
+    import numpy as np
+    d.mkdir()
+    for i, s in enumerate(sizes, 1): Image.fromarray(np.full(s, 20 * i, np.uint8)).save(d / f'frame{i}.png')
+    return d
+
+def test_image_folder_in_numbered_order(tmp_path):
+    d = _numbered_folder(tmp_path / 'frames', [(8, 8, 3)] * 12)
+    v = read_video(d)                                              # a string sort would read 1, 10, 11, 12, 2, ...
+    vals = ((v[0, 0, :, 0, 0] + 1) * 127.5).round().tolist()
+    assert vals == [20. * i for i in range(1, 13)]
+
+def test_image_folder_of_mixed_sizes_and_modes(tmp_path):
+    d = _numbered_folder(tmp_path / 'frames', [(10, 12, 3), (5, 6), (20, 24, 3), (10, 12)])
+    v = read_video(d, size=8)
+    assert v.shape == (1, 3, 4, 8, 8)
+    assert torch.allclose(v[0, :, :, 4, 4], ((torch.tensor([20., 40, 60, 80]) / 127.5) - 1).expand(3, 4), atol=1e-2)
+
+def test_file_that_is_not_an_image(tmp_path):
+    d = _numbered_folder(tmp_path / 'frames', [(8, 8, 3)] * 2)
+    (d / 'frame3.png').write_text('a text file with an image suffix')
+    with pytest.raises(ValueError, match='frame3.png, which is not a readable image'): read_video(d)

@@ -6,7 +6,7 @@ Docs: https://vidnb.github.io/vidnb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c5580968
 from __future__ import annotations
-import os, random, math, time, shutil, tempfile, contextlib, itertools
+import os, re, random, math, time, shutil, tempfile, contextlib, itertools
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 __all__ = ['has_data', 'generator_on', 'check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time',
            'video_from_uint8', 'video_to_uint8', 'resize_video', 'to_gray', 'to_rgb', 'default_device',
            'default_preset', 'amp_dtype', 'autocast', 'set_seed', 'rng_state', 'set_rng_state', 'time_interleaved',
-           'cache_dir', 'atomic_path', 'decode_frames', 'resize_frames_u8', 'read_video', 'write_video', 'video_info',
-           'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation', 'animate', 'scrub', 'plot_waveform',
-           'spectrogram', 'plot_spectrogram', 'show_sound']
+           'cache_dir', 'atomic_path', 'natural_key', 'image_files', 'decode_frames', 'resize_frames_u8', 'read_video',
+           'write_video', 'video_info', 'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation',
+           'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound']
 
 # %% ../nbs/00_core.ipynb #24535fb9
 def _fail(name, what, got): raise ValueError(f"{name} must be {what}, got {got}")
@@ -241,12 +241,41 @@ def _chunked(items, n):
     it = iter(items)
     while (b := list(itertools.islice(it, n))): yield b
 
+def natural_key(name: str):
+    "Sort key for file names as people number them: `frame2` before `frame10` (runs of digits compare as numbers)."
+    parts = re.split(r'(\d+)', str(name))                    # text, digits, text, ...: digit runs at odd positions
+    return [int(p) if i % 2 else p.lower() for i, p in enumerate(parts)], str(name)
+
+def image_files(path) -> list:
+    "The image files of folder `path` (`_IMG_EXT`, hidden files skipped) in natural order; an error naming the rest."
+    path = Path(path)
+    files = [f for f in path.iterdir() if f.is_file() and not f.name.startswith('.')]
+    imgs = sorted((f for f in files if f.suffix.lower() in _IMG_EXT), key=lambda f: natural_key(f.name))
+    if not imgs:
+        held = ', '.join(sorted(f.name for f in files)[:5]) + (' ...' if len(files) > 5 else '') or 'nothing'
+        _fail('path', f"a folder with image files ({', '.join(_IMG_EXT)})", f"{path}, which holds {held}")
+    return imgs
+
+def _read_image(f, hw=None):
+    "uint8 RGB `(H,W,3)` of image file `f` (any mode: gray, palette, RGBA), resized to `hw` if given and different."
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(f) as im:
+            im = im.convert('RGB')
+            if hw is not None and im.size != (hw[1], hw[0]): im = im.resize((hw[1], hw[0]), Image.BILINEAR)
+            return np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        _fail('path', "a folder of readable images", f"{f}, which is not a readable image ({type(e).__name__})")
+
 def _folder_chunks(path, frames, start, step, chunk):
-    from PIL import Image
-    files = sorted(f for f in Path(path).iterdir() if f.suffix.lower() in _IMG_EXT)
-    if not files: _fail('path', "a folder with image files", f"no images in {path}")
-    read = lambda f: np.asarray(Image.open(f).convert('RGB'))
-    for b in _chunked(files[start::step][:frames], chunk): yield np.stack([read(f) for f in b])
+    files, hw = image_files(path)[start::step][:frames], None
+    for b in _chunked(files, chunk):
+        out = []
+        for f in b:
+            a = _read_image(f, hw)
+            if hw is None: hw = a.shape[:2]                     # the first frame's size is the video's
+            out.append(a)
+        yield np.stack(out)
 
 def _av_frames(path, start, step):
     "uint8 RGB frames `start, start+step, ...` of a video file."

@@ -892,9 +892,10 @@ def _load_data(data: str, p: SGVPreset) -> Tensor:
         return moving_mnist_videos(p.n_videos, p.frames, cfg.size)
     folder = Path(data)
     if not folder.is_dir(): raise ValueError(f"data must be 'moving_mnist' or a folder of video files, got {data!r}")
-    from vidnb.core import read_video
+    from vidnb.core import read_video, natural_key
     clips = []
-    for f in sorted(q for q in folder.iterdir() if q.suffix.lower() in _VIDEO_SUFFIXES):
+    videos = (q for q in folder.iterdir() if q.suffix.lower() in _VIDEO_SUFFIXES)
+    for f in sorted(videos, key=lambda q: natural_key(q.name)):            # clip2 before clip10
         v = _match_channels(read_video(f, size=cfg.size, square=True), cfg.channels)
         clips += [v[:, :, i:i + p.frames] for i in range(0, v.shape[2] - p.frames + 1, p.frames)]
     if not clips: raise ValueError(f"data folder {data!r} has no video with at least {p.frames} frames")
