@@ -214,10 +214,23 @@ def _umask():
     os.umask(um)
     return um
 
+def _stale_temps(path, before: float) -> list:
+    "Temporary files of `atomic_path(path)` (its name pattern) last modified before the time `before`."
+    pat = re.compile(rf'\.{re.escape(path.stem)}\.[A-Za-z0-9_]{{8}}{re.escape(path.suffix)}')
+    out = []
+    for f in path.parent.glob(f'.{_glob_escape(path.stem)}.*'):
+        with contextlib.suppress(FileNotFoundError):
+            if pat.fullmatch(f.name) and f.is_file() and f.stat().st_mtime < before: out.append(f)
+    return out
+
+def _glob_escape(s: str) -> str:
+    "`s` with glob's special characters (`*?[`) escaped, for `Path.glob`."
+    return re.sub(r'([*?\[])', r'[\1]', s)
+
 @contextlib.contextmanager
 def atomic_path(path):
-    "Yield a temporary path next to `path`; on success rename it to `path`, on error delete it."
-    path = Path(path)
+    "Yield a temporary path next to `path`; on success rename it to `path` (and clear stale ones), on error delete it."
+    path, start = Path(path), time.time()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix, dir=path.parent)
     os.close(fd)
@@ -226,6 +239,8 @@ def atomic_path(path):
         yield tmp
         if tmp.exists(): os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes files private (0600)
         os.replace(tmp, path)
+        for f in _stale_temps(path, start):                  # left by writes killed before they could clean up
+            with contextlib.suppress(FileNotFoundError): f.unlink()
     finally:
         if tmp.exists(): tmp.unlink()
 
