@@ -61,6 +61,6 @@ def test_torchrun_trains_the_styleganv_smoke_model(tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert '"rank": 1, "steps": 3' in r.stdout and '"steps": 3, "preview"' in r.stdout, r.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['checkpoint.pt', 'preview.mp4']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.lock', 'checkpoint.pt', 'preview.mp4', 'run.json']
     from vidnb.learner import load_checkpoint
     assert load_checkpoint(tmp_path / 'checkpoint.pt')['pos']['train_iter'] == 3

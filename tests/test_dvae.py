@@ -36,8 +36,10 @@ def test_train_resume_is_exact_and_synthesize_streams(clip, tmp_path):
     r = dvae('train', '--video', clip / 'clip.mp4', '--out', full, '--steps', 8)
     assert _last_json(r)['steps'] == 8 and (full / 'checkpoint.pt').exists() and (full / 'preview.mp4').exists()
     dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 4)
-    r = dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 8)     # same command, more steps: resume
-    assert _last_json(r)['steps'] == 8
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 8, check=False)
+    assert r.returncode == 2 and '--resume to continue it, or --force to start over' in r.stderr, r.stderr
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', part, '--steps', 8, '--resume')    # more steps: resume
+    assert _last_json(r)['steps'] == 8 and 'resuming' in r.stderr and 'at step 4 of 8' in r.stderr
     a, b = _weights(full / 'checkpoint.pt'), _weights(part / 'checkpoint.pt')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if torch.is_tensor(a[k]))
     r = dvae('synthesize', '--checkpoint', full / 'checkpoint.pt', '--frames', 25, '--out', tmp_path / 's.mp4')
@@ -188,3 +190,40 @@ def test_dynamic_layer_stays_stable_after_training():
     d.fit_dvae(m, pairs, steps=200, bs=16, progress=False)
     r = d.var_report(m.A, m.B)
     assert r['stationarity_residual'] < 0.05 and r['spectral_radius'] < 1, r
+
+
+def test_one_resume_rule(clip, tmp_path):
+    "A folder with a checkpoint: refused without --resume/--force, resumed only with the same arguments and more steps."
+    out = tmp_path / 'run'
+    dvae('train', '--video', clip / 'clip.mp4', '--out', out, '--steps', 3, '--seed', 1, '--quiet')
+    before = (out / 'checkpoint.pt').read_bytes()
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', out, '--steps', 6, '--seed', 2, '--resume', check=False)
+    assert r.returncode == 2 and "seed 2 (the checkpoint's run had 1)" in r.stderr, r.stderr
+    r = dvae('train', '--video', clip / 'one.mp4', '--out', out, '--steps', 6, '--seed', 1, '--resume', check=False)
+    assert r.returncode == 2 and 'one.mp4' in r.stderr and "(the checkpoint's run had" in r.stderr, r.stderr
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', out, '--steps', 2, '--seed', 1, '--resume', check=False)
+    assert r.returncode == 2 and "--steps must be more than the checkpoint's 3" in r.stderr, r.stderr
+    assert (out / 'checkpoint.pt').read_bytes() == before                       # refused runs touch nothing
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', out, '--steps', 2, '--seed', 2, '--force', '--quiet')
+    assert _last_json(r)['steps'] == 2 and json.loads((out / 'run.json').read_text())['seed'] == 2
+
+def test_out_problems_fail_before_compute_in_one_line(clip, tmp_path):
+    (tmp_path / 'afile').write_text('x')
+    cases = [(tmp_path / 'afile', 'which is a file'), (tmp_path / 'afile' / 'sub', 'afile is a file'),
+             (Path('/proc/vidnb-out'), '--out must be a folder that can be created')]
+    for out, msg in cases:
+        r = dvae('train', '--video', clip / 'clip.mp4', '--out', out, '--steps', 2000, check=False)
+        assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = dvae('synthesize', '--checkpoint', tmp_path / 'x.pt', '--frames', 3, '--out', tmp_path, check=False)
+    assert r.returncode == 2 and 'must be a file ending in .mp4' in r.stderr, r.stderr
+
+@pytest.mark.parametrize('flag', ['--steps', '--frames'])
+def test_zero_is_an_error_not_the_default(clip, tmp_path, flag):
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', tmp_path / 'x', flag, 0, check=False)
+    assert r.returncode == 2 and "must be a positive integer, got '0'" in r.stderr, r.stderr
+    r = dvae('train', '--video', clip / 'clip.mp4', '--out', tmp_path / 'y', '--steps', -4, check=False)
+    assert r.returncode == 2 and not (tmp_path / 'y').exists()                 # no empty folder left behind
+
+def test_help_shows_defaults():
+    r = dvae('train', '--help')
+    assert '(default: smoke)' in r.stdout and '--resume' in r.stdout and '--force' in r.stdout

@@ -50,7 +50,11 @@ def test_sample_and_resume(video_run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['iters'] == 8
     assert len(json.loads((out / 'history.json').read_text())) == 8           # 6 before, 2 after resuming
     assert run('train', '--video', locate('tree'), '--frames', 8, '--size', 24, '--iters', 9, '--step-size', .2, '--out', out, '--resume') == 2
-    assert "resume must use the checkpoint's configuration; it differs in ['step_size']" in capsys.readouterr().err
+    assert "--resume must use the checkpoint's arguments; this run differs in step_size 0.2" in capsys.readouterr().err
+    assert run('train', '--video', locate('tree'), '--frames', 8, '--size', 24, '--iters', 8, '--out', out, '--resume') == 2
+    assert "--iters must be more than the checkpoint's 8 to continue it, got 8" in capsys.readouterr().err
+    assert run('train', '--video', locate('tree'), '--frames', 8, '--size', 24, '--iters', 9, '--out', out) == 2
+    assert '--resume to continue it, or --force to start over' in capsys.readouterr().err     # never overwritten silently
 
 def test_sound_train_and_sample(tmp_path):
     try: splash = locate('splash')
@@ -75,7 +79,6 @@ def _bad(tmp_path, tree):
         (['train', '--video', tmp_path / 'nope.avi', '--out', tmp_path], '--video must be an existing video file'),
         (['train', '--video', junk, '--out', tmp_path], 'readable video'),
         (['train', '--video', tree, '--frames', 100, '--out', tmp_path], 'frames'),
-        (['train', '--video', tree, '--iters', 0, '--out', tmp_path], '--iters must be positive'),
         (['train', '--sound', locate('splash'), '--seconds', 0.01, '--out', tmp_path], '--sound must be at least 2000 samples'),
         (['train', '--sound', junk, '--out', tmp_path], 'readable sound file'),
         (['sample', '--checkpoint', notck, '--out', tmp_path / 'a.mp4'], 'not a vidnb checkpoint'),
@@ -94,10 +97,23 @@ def test_wrong_output_type_for_the_model(video_run, tmp_path, capsys):
     assert '.mp4 or .gif' in capsys.readouterr().err
 
 @pytest.mark.parametrize('argv', [['train', '--out', 'x'], ['train', '--video', 'a', '--sound', 'b', '--out', 'x'],
-                                  ['train', '--video', 'a', '--preset', 'huge', '--out', 'x'], ['sample', '--out', 'x']])
-def test_usage_errors_exit_2(argv):
+                                  ['train', '--video', 'a', '--preset', 'huge', '--out', 'x'], ['sample', '--out', 'x'],
+                                  ['train', '--video', 'a', '--iters', '0', '--out', 'x'],
+                                  ['train', '--video', 'a', '--size', '0', '--out', 'x'],
+                                  ['train', '--sound', 'a', '--step-size', '-1', '--out', 'x']])
+def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e: cli(argv)
     assert e.value.code == 2
+    assert '0' not in argv or 'must be a positive' in capsys.readouterr().err
+
+def test_out_is_checked_before_learning(tree, tmp_path, capsys):
+    (tmp_path / 'afile').write_text('x')
+    for out, msg in [(tmp_path / 'afile', 'which is a file'), ('/proc/vidnb-out', 'a folder that can be created')]:
+        assert run('train', '--video', tree, '--iters', 1000, '--out', out) == 2
+        err = capsys.readouterr().err
+        assert msg in err and 'Traceback' not in err, err
+    assert run('sample', '--checkpoint', tmp_path / 'x.pt', '--out', tmp_path) == 2      # a folder as --out file
+    assert 'does not exist' in capsys.readouterr().err
 
 def test_registered_in_vidnb_command():
     from vidnb import cli as vcli, stgconvnet

@@ -6,8 +6,9 @@ from vidnb.core import video_info, write_video
 from vidnb.learner import load_checkpoint
 
 
-def _train(out, steps, capsys=None):
-    return sgv.cli(['train', '--data', 'moving_mnist', '--out', str(out), '--steps', str(steps), '--videos', '16', '--bs', '4'])
+def _train(out, steps, *flags):
+    return sgv.cli(['train', '--data', 'moving_mnist', '--out', str(out), '--steps', str(steps), '--videos', '16', '--bs', '4',
+                    '--quiet', *flags])
 
 
 def test_train_resume_generate(tmp_path, capsys):
@@ -16,8 +17,16 @@ def test_train_resume_generate(tmp_path, capsys):
     ck = load_checkpoint(out / 'checkpoint.pt')
     assert ck['pos']['train_iter'] == 2 and set(ck['opts']) == {'G', 'D'} and 'EMACB' in ck['cbs']
     assert video_info(out / 'preview.mp4')['frames'] == 64
-    assert _train(out, 3) == 0                                           # resumes: one more step, not three
-    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    capsys.readouterr()
+    assert _train(out, 3) == 2                                           # a checkpoint is never continued silently
+    assert '--resume to continue it, or --force to start over' in capsys.readouterr().err
+    assert sgv.cli(['train', '--data', 'moving_mnist', '--out', str(out), '--steps', '3', '--videos', '16', '--bs', '2',
+                    '--quiet', '--resume']) == 2
+    assert "bs 2 (the checkpoint's run had 4)" in capsys.readouterr().err
+    assert _train(out, 3, '--resume') == 0                               # resumes: one more step, not three
+    io = capsys.readouterr()
+    assert 'resuming' in io.err and 'at step 2 of 3' in io.err
+    last = json.loads(io.out.strip().splitlines()[-1])
     assert last['steps'] == 3
     assert load_checkpoint(out / 'checkpoint.pt')['pos']['train_iter'] == 3
     f = tmp_path / 'long.mp4'
@@ -33,6 +42,11 @@ def test_bad_input(tmp_path, capsys):
     assert sgv.cli(['train', '--data', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o')]) == 2
     assert 'vidnb styleganv: data must be' in capsys.readouterr().err
     assert sgv.cli(['train', '--data', 'moving_mnist', '--out', str(tmp_path / 'o'), '--steps', '0']) == 2
+    assert "must be a positive integer, got '0'" in capsys.readouterr().err
+    (tmp_path / 'afile').write_text('x')
+    assert sgv.cli(['train', '--data', 'moving_mnist', '--out', str(tmp_path / 'afile')]) == 2
+    assert 'which is a file' in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()                                 # refused runs leave no folder behind
     assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'paper', '--out', str(tmp_path / 'o'), '--steps', '1']) == 2
     assert 'moving_mnist' in capsys.readouterr().err
     assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'huge', '--out', str(tmp_path / 'o')]) == 2

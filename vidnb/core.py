@@ -6,19 +6,21 @@ Docs: https://vidnb.github.io/vidnb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c5580968
 from __future__ import annotations
-import os, re, random, math, time, shutil, tempfile, contextlib, itertools
+import os, re, json, random, math, time, shutil, tempfile, contextlib, itertools, argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['has_data', 'generator_on', 'check_tensor', 'check_video', 'check_sound', 'fold_time', 'unfold_time',
-           'video_from_uint8', 'video_to_uint8', 'resize_video', 'to_gray', 'to_rgb', 'default_device',
+__all__ = ['RUN_FILE', 'LOCK_FILE', 'has_data', 'generator_on', 'check_tensor', 'check_video', 'check_sound', 'fold_time',
+           'unfold_time', 'video_from_uint8', 'video_to_uint8', 'resize_video', 'to_gray', 'to_rgb', 'default_device',
            'default_preset', 'amp_dtype', 'autocast', 'set_seed', 'rng_state', 'set_rng_state', 'time_interleaved',
            'cache_dir', 'atomic_path', 'natural_key', 'image_files', 'decode_frames', 'resize_frames_u8', 'read_video',
            'write_video', 'video_info', 'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation',
-           'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound']
+           'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound', 'check_out_file',
+           'Run', 'run_folder', 'error_line', 'run_cli', 'positive_int', 'HelpFormatter']
 
 # %% ../nbs/00_core.ipynb #24535fb9
 def _fail(name, what, got): raise ValueError(f"{name} must be {what}, got {got}")
@@ -520,3 +522,141 @@ def show_sound(s, sr=11025):
     "An audio player for the first sound in `s` (a wav embedded in the page)."
     from IPython.display import Audio
     return Audio(check_sound(s, check_range=False)[0].detach().cpu().numpy(), rate=sr, normalize=False)
+
+# %% ../nbs/00_core.ipynb #c76f2fcb
+RUN_FILE, LOCK_FILE = 'run.json', '.lock'
+
+def _probe_writable(d: Path, name: str):
+    "Fail unless a file can be created (and removed) in the folder `d`."
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.vidnb-probe.', dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e: _fail(name, "a folder this process can write", f"{d} ({e.strerror or type(e).__name__})")
+
+def _made_dirs(d: Path, name: str) -> list:
+    "Create folder `d` and its missing parents; the ones created (outermost first), for removal on failure."
+    first = next(p for p in [d, *d.parents] if p.exists())        # the nearest existing folder on the way
+    if not first.is_dir():
+        _fail(name, "a folder (created if missing)", f"{d}, which is a file" if first == d else f"{d}: {first} is a file")
+    missing = [p for p in [d, *d.parents] if not p.exists()][::-1]
+    try: d.mkdir(parents=True, exist_ok=True)
+    except OSError as e: _fail(name, "a folder that can be created", f"{d} ({e.strerror or type(e).__name__})")
+    return missing
+
+def _remove_made(made: list, keep=(LOCK_FILE, RUN_FILE)):
+    "Remove the folders `made` (innermost first) if they hold nothing but the run's own bookkeeping files."
+    for d in reversed(made):
+        with contextlib.suppress(OSError):
+            for f in d.iterdir():
+                if f.name in keep and f.is_file(): f.unlink()
+            d.rmdir()
+
+def check_out_file(path, name: str = '--out', suffixes=None) -> Path:
+    "Check, before any compute, that the file `path` can be written: not a folder, a writable parent, a known suffix."
+    p = Path(path).expanduser()
+    if suffixes and p.suffix.lower() not in suffixes:
+        _fail(name, f"a file ending in {' or '.join(suffixes)}", str(p))
+    if p.is_dir(): _fail(name, "a file path", f"{p}, which is a folder")
+    made = _made_dirs(p.parent, name)
+    try: _probe_writable(p.parent, name)
+    except ValueError:
+        _remove_made(made)
+        raise
+    return p
+
+# %% ../nbs/00_core.ipynb #ad033377
+@dataclass
+class Run:
+    "An output folder held by this process: where, whether it continues a checkpoint, and the run's arguments."
+    path: Path
+    resumed: bool = False
+    args: dict = field(default_factory=dict)
+    def __truediv__(self, name): return self.path / name
+
+def _lock(d: Path, name: str):
+    "Hold `d/.lock` (exclusive, non-blocking); an open file to close when done, or None where `fcntl` is missing."
+    try: import fcntl
+    except ImportError: return None
+    f = open(d / LOCK_FILE, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        who = f.read().strip() or 'another process'
+        f.close()
+        _fail(name, "a folder no other run is using", f"{d}, in use by {who} (wait for it, or choose another {name})")
+    f.seek(0); f.truncate(); f.write(f'pid {os.getpid()}'); f.flush()
+    return f
+
+def _args_differ(saved: dict, args: dict, may_change) -> list:
+    "The arguments of `args` that `saved` recorded with another value (`may_change` excepted), as 'name X (was Y)'."
+    return [f"{k} {args[k]!r} (the checkpoint's run had {saved[k]!r})" for k in args
+            if k in saved and k not in may_change and saved[k] != args[k]]
+
+def _resume_rule(d: Path, checkpoint: str, args: dict, resume: bool, force: bool, may_change, name: str) -> bool:
+    "Apply the resume rule to folder `d`; True if the run continues its checkpoint."
+    ck = d / checkpoint
+    if not ck.exists(): return False
+    if force:
+        for f in (ck, d / RUN_FILE): f.unlink(missing_ok=True)
+        return False
+    if not resume:
+        _fail(name, "a folder without a checkpoint, or --resume to continue it, or --force to start over",
+              f"{d}, which holds {checkpoint}")
+    saved = json.loads((d / RUN_FILE).read_text()) if (d / RUN_FILE).exists() else {}
+    if diff := _args_differ(saved, args, may_change):
+        raise ValueError(f"--resume must use the checkpoint's arguments; this run differs in " + '; '.join(diff))
+    return True
+
+@contextlib.contextmanager
+def run_folder(path, name: str = '--out', *, checkpoint: str | None = None, args: dict | None = None,
+               resume: bool = False, force: bool = False, may_change=('steps',)):
+    "Hold output folder `path` for a run, checked and locked before any compute; yield a `Run`. See above for the rules."
+    d = Path(path).expanduser()
+    made = _made_dirs(d, name)
+    lock = None
+    try:
+        _probe_writable(d, name)
+        lock = _lock(d, name)
+        args = {k: (str(v) if isinstance(v, Path) else v) for k, v in (args or {}).items()}
+        resumed = _resume_rule(d, checkpoint, args, resume, force, may_change, name) if checkpoint else False
+        if checkpoint:
+            with atomic_path(d / RUN_FILE) as t: t.write_text(json.dumps(args, indent=1, default=str))
+        yield Run(d, resumed, args)
+    except BaseException:
+        if lock: lock.close()
+        lock = None
+        _remove_made(made)
+        raise
+    finally:
+        if lock: lock.close()
+
+# %% ../nbs/00_core.ipynb #c04850fb
+def error_line(e: BaseException) -> str:
+    "One line for a user: a `ValueError`'s message, or an `OSError`'s reason and path."
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" + (f" -> {e.filename2}" if e.filename2 else '')
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+def run_cli(prog: str, fn, *args, **kwargs) -> int:
+    "Call `fn`; bad input and file-system errors become one line `prog: ...` on stderr and exit status 2, else 0."
+    import sys
+    try: fn(*args, **kwargs)
+    except (ValueError, OSError) as e:
+        print(f'{prog}: {error_line(e)}', file=sys.stderr)
+        return 2
+    return 0
+
+def positive_int(s: str) -> int:
+    "An argparse `type`: a positive integer (so `--frames 0` is an error, not the default)."
+    try: v = int(s)
+    except ValueError: v = None
+    if v is None or v < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
+    return v
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    "`--help` that shows each option's default when it has one (not None or False)."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if '%(default)' in h or not action.option_strings or action.default in (None, False, argparse.SUPPRESS): return h
+        return f'{h} (default: %(default)s)'.lstrip()

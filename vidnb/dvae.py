@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, default_device, set_seed, cache_dir, atomic_path, generator_on
+from .core import (check_video, default_device, set_seed, cache_dir, atomic_path, generator_on, run_folder,
+                        check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
                            load_checkpoint, check_model_state)
 from .report import (chapter_folder, Report, pick_preset, Estimate, versus, difference, describe_gap,
@@ -1030,57 +1031,76 @@ def _read_train_video(path, p: DVAEPreset, frames=None, gray=False) -> Tensor:
     return v
 
 def _parser():
-    ap = argparse.ArgumentParser(prog='vidnb dvae',
+    ap = argparse.ArgumentParser(prog='vidnb dvae', formatter_class=HelpFormatter,
                                  description='Dynamic VAE (Sagel & Shen): train on a video, synthesise new frames.')
     sp = ap.add_subparsers(dest='cmd', required=True)
-    t = sp.add_parser('train', help='train a DVAE on a video file (resumes from DIR/checkpoint.pt)')
-    t.add_argument('--video', required=True)
-    t.add_argument('--out', required=True)
+    t = sp.add_parser('train', help='train a DVAE on a video file or image folder', formatter_class=HelpFormatter,
+                      description='Train a DVAE on a video. A folder that already holds a checkpoint is continued '
+                                  'with --resume (same arguments, more --steps) or started over with --force.')
+    t.add_argument('--video', required=True, help='a video file or a folder of numbered images')
+    t.add_argument('--out', required=True, help='the run folder: checkpoint.pt, run.json, preview.mp4')
     t.add_argument('--mask', default=None,
                    help="salt_pepper:0.5 or rect:0.5 (train from the obstructed video, mask given)")
     t.add_argument('--preset', default='smoke', help=f"one of {', '.join(PRESETS)}: texture size, width and budget")
-    t.add_argument('--frames', type=int, default=None)
-    t.add_argument('--steps', type=int, default=None, help="training steps instead of the preset's texture budget")
-    t.add_argument('--gray', action='store_true')
-    t.add_argument('--seed', type=int, default=0)
-    s = sp.add_parser('synthesize', help='synthesise N frames from a checkpoint into an mp4, one frame at a time')
-    s.add_argument('--checkpoint', required=True)
-    s.add_argument('--frames', type=int, required=True)
-    s.add_argument('--out', required=True)
-    s.add_argument('--fps', type=int, default=10)
-    s.add_argument('--seed', type=int, default=0)
+    t.add_argument('--frames', type=positive_int, default=None, help='frames of the video to read (default: all)')
+    t.add_argument('--steps', type=positive_int, default=None,
+                   help="training steps instead of the preset's texture budget")
+    t.add_argument('--gray', action='store_true', help='read the video as gray')
+    t.add_argument('--seed', type=int, default=0, help='seed of the weights, batches and sampling noise')
+    t.add_argument('--resume', action='store_true', help="continue the checkpoint in --out")
+    t.add_argument('--force', action='store_true', help="start over, replacing the checkpoint in --out")
+    t.add_argument('--quiet', action='store_true', help='no progress bar')
+    s = sp.add_parser('synthesize', help='synthesise N frames from a checkpoint into an mp4, one frame at a time',
+                      formatter_class=HelpFormatter)
+    s.add_argument('--checkpoint', required=True, help='a checkpoint.pt written by vidnb dvae train')
+    s.add_argument('--frames', type=positive_int, required=True, help='frames to synthesise')
+    s.add_argument('--out', required=True, help='the mp4 to write')
+    s.add_argument('--fps', type=positive_int, default=10, help='frames per second of the mp4')
+    s.add_argument('--seed', type=int, default=0, help='seed of the sampling noise')
     return ap
 
 # %% ../nbs/11_dvae.ipynb #01ae373f
+def _run_args(a, p) -> dict:
+    "What a resumed `train` must agree on with the checkpoint's run (`--steps` may grow)."
+    return dict(command='vidnb dvae train', video=str(Path(a.video).resolve()), frames=a.frames, gray=a.gray,
+                mask=a.mask, preset=a.preset, texture_size=p.texture_size, seed=a.seed, steps=a.steps)
+
+def _checkpoint_step(path) -> int:
+    from vidnb.learner import load_checkpoint
+    return int(load_checkpoint(path)['pos']['train_iter'])
+
 def _cli_train(a) -> dict:
-    "`vidnb dvae train`: train (or resume) a DVAE on a video file and write a preview; the run's numbers."
+    "`vidnb dvae train`: train (or, with `--resume`, continue) a DVAE on a video and write a preview; the run's numbers."
+    if a.resume and a.force: raise ValueError("--resume and --force: choose one (continue the checkpoint, or start over)")
     p = pick_preset(PRESETS, a.preset, texture_budget=Budget(a.steps) if a.steps else None)
-    v = _read_train_video(a.video, p, a.frames, a.gray)
-    mask = make_mask(a.mask, v, a.seed) if a.mask else None
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    learn = train_texture(v, p, mask, a.seed, progress=False, out=out)
-    m = learn.model.cpu().eval()
-    write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), 2 * v.shape[2]), out / 'preview.mp4')
+    with run_folder(a.out, checkpoint='checkpoint.pt', args=_run_args(a, p), resume=a.resume, force=a.force) as run:
+        v = _read_train_video(a.video, p, a.frames, a.gray)
+        mask = make_mask(a.mask, v, a.seed) if a.mask else None
+        total = p.texture_budget.steps_for(v.shape[2] - 1, p.bs)
+        if run.resumed:
+            done = _checkpoint_step(run / 'checkpoint.pt')
+            if done >= total: raise ValueError(f"--steps must be more than the checkpoint's {done} to continue it, "
+                                               f"got {total}")
+            print(f'vidnb dvae: resuming {run / "checkpoint.pt"} at step {done} of {total}', file=sys.stderr)
+        learn = train_texture(v, p, mask, a.seed, progress=not a.quiet, out=run.path)
+        m = learn.model.cpu().eval()
+        write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), 2 * v.shape[2]), run / 'preview.mp4')
     last = {k: round(float(x), 4) for k, x in learn.history[-1].items()}
-    return dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(out / 'preview.mp4'),
+    return dict(checkpoint=str(run / 'checkpoint.pt'), steps=learn.train_iter, preview=str(run / 'preview.mp4'),
                 **var_report(m.A, m.B), **last)
 
 def _cli_synthesize(a) -> dict:
     "`vidnb dvae synthesize`: stream `a.frames` frames of a trained DVAE into an mp4."
-    if a.frames < 1: raise ValueError(f"frames must be a positive int, got {a.frames}")
+    out = check_out_file(a.out, '--out', ('.mp4',))
     m, t0 = load_dvae(a.checkpoint), time.perf_counter()
-    write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), a.frames), a.out, a.fps)
-    return dict(out=a.out, frames=a.frames, seconds=round(time.perf_counter() - t0, 2))
+    write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), a.frames), out, a.fps)
+    return dict(out=str(out), frames=a.frames, seconds=round(time.perf_counter() - t0, 2))
 
 def cli(argv=None) -> int:
-    "`vidnb dvae train ...` / `vidnb dvae synthesize ...`; returns the exit code (2 with a message for bad input)."
+    "`vidnb dvae train ...` / `vidnb dvae synthesize ...`; returns the exit code (2 with one line for bad input)."
     a = _parser().parse_args(argv)
-    try: print(json.dumps(_cli_train(a) if a.cmd == 'train' else _cli_synthesize(a)))
-    except (ValueError, FileNotFoundError) as e:
-        print(f'vidnb dvae: {e}', file=sys.stderr)
-        return 2
-    return 0
+    run = _cli_train if a.cmd == 'train' else _cli_synthesize
+    return run_cli('vidnb dvae', lambda: print(json.dumps(run(a))))
 
 # %% ../nbs/11_dvae.ipynb #a88a8fa7
 def _cap(r: Report, caption: str) -> str:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, check_sound, set_seed, write_video, write_sound, time_interleaved
+from .core import (check_video, check_sound, set_seed, write_video, write_sound, time_interleaved, run_folder,
+                        check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import Learner, Callback, MetricsCB, ProgressCB, DeviceCB, CheckpointCB, DataLoaders, load_checkpoint
 from .report import chapter_folder, Report, pick_preset, save_figure
 
@@ -509,35 +510,50 @@ def write_signals(v, path, cfg: STGConfig):
     return write_sound(_chained(v, cfg.sr), path, cfg.sr)
 
 # %% ../nbs/13_stgconvnet.ipynb #b95d37eb
+def _positive_float(s: str) -> float:
+    "An argparse `type`: a positive number."
+    try: v = float(s)
+    except ValueError: v = None
+    if v is None or not v > 0: raise argparse.ArgumentTypeError(f"must be a positive number, got {s!r}")
+    return v
+
 def _train_args(t):
     g = t.add_mutually_exclusive_group(required=True)
-    g.add_argument('--video', help='video file (mp4, avi, ...) or folder of frames')
+    g.add_argument('--video', help='video file (mp4, avi, ...) or folder of numbered frames')
     g.add_argument('--sound', help='sound file (wav, flac, ogg)')
-    t.add_argument('--preset', default='smoke', choices=list(PRESETS))
+    t.add_argument('--preset', default='smoke', choices=list(PRESETS), help='sizes and schedule')
     t.add_argument('--arch', default='fc', choices=['fc', 'st'], help='video: experiment 2 (fc) or 1 (st)')
-    t.add_argument('--out', required=True, help='output folder')
-    for name in ('--iters', '--frames', '--size', '--chains'): t.add_argument(name, type=int)
-    for name in ('--seconds', '--step-size'): t.add_argument(name, type=float)
+    t.add_argument('--out', required=True, help='the run folder: checkpoint.pt, run.json, signals, figure, history')
+    t.add_argument('--iters', type=positive_int, help="learning iterations (default: the preset's)")
+    t.add_argument('--frames', type=positive_int, help="video frames to learn from (default: the preset's)")
+    t.add_argument('--size', type=positive_int, help="video frame size (default: the preset's)")
+    t.add_argument('--chains', type=positive_int, help="parallel Langevin chains (default: the preset's)")
+    t.add_argument('--seconds', type=_positive_float, help="seconds of sound (default: the preset's)")
+    t.add_argument('--step-size', type=_positive_float, help="Langevin step size (default: the preset's)")
     t.add_argument('--start', type=float, default=0, help='first frame (video) or second (sound)')
-    t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--every', type=int, help='checkpoint every N iterations')
-    t.add_argument('--resume', action='store_true', help='continue DIR/checkpoint.pt')
+    t.add_argument('--seed', type=int, default=0, help='seed of the weights and the chains')
+    t.add_argument('--every', type=positive_int, help='checkpoint every N iterations (default: at the end)')
+    t.add_argument('--resume', action='store_true', help='continue the checkpoint in --out (same arguments)')
+    t.add_argument('--force', action='store_true', help='start over, replacing the checkpoint in --out')
+    t.add_argument('--quiet', action='store_true', help='no progress bar')
 
 def _sample_args(s):
-    s.add_argument('--checkpoint', required=True)
-    s.add_argument('--out', required=True, help='.mp4/.gif (video) or .wav (sound)')
+    s.add_argument('--checkpoint', required=True, help='a checkpoint.pt written by vidnb stgconvnet train')
+    s.add_argument('--out', required=True, help='.mp4/.gif (video) or .wav/.flac/.ogg (sound)')
     s.add_argument('--steps', type=int, default=0, help='Langevin steps to run first (0: write the learned chains)')
     s.add_argument('--fresh', action='store_true', help='start new chains at 0 (then --steps defaults to 200)')
-    s.add_argument('--chains', type=int)
-    s.add_argument('--step-size', type=float)
-    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--chains', type=positive_int, help="chains to run (default: the checkpoint's)")
+    s.add_argument('--step-size', type=_positive_float, help="Langevin step size (default: the checkpoint's)")
+    s.add_argument('--seed', type=int, default=0, help='seed of the Langevin noise')
 
 def _parser():
     about = 'Spatial-temporal generative ConvNet (Xie, Zhu, Wu): learn from one video or sound, synthesise more.'
-    p = argparse.ArgumentParser(prog='vidnb stgconvnet', description=about)
+    p = argparse.ArgumentParser(prog='vidnb stgconvnet', description=about, formatter_class=HelpFormatter)
     sp = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
-    _train_args(sp.add_parser('train', help='learn from a video or a sound file'))
-    _sample_args(sp.add_parser('sample', help='synthesise from a trained checkpoint'))
+    _train_args(sp.add_parser('train', help='learn from a video or a sound file', formatter_class=HelpFormatter,
+                              description='Learn from a video or sound. A folder that already holds a checkpoint '
+                                          'is continued with --resume or started over with --force.'))
+    _sample_args(sp.add_parser('sample', help='synthesise from a trained checkpoint', formatter_class=HelpFormatter))
     return p
 
 # %% ../nbs/13_stgconvnet.ipynb #99d0c7c1
@@ -583,34 +599,44 @@ def _write_run(out, x, learn, cfg) -> Path:
     (out / 'history.json').write_text(json.dumps(learn.history))
     return write_signals(syn, out / f'synthesised.{ext}', cfg)
 
+def _run_args(a) -> dict:
+    "What a resumed `train` must agree on with the checkpoint's run (`--iters` and `--every` may change)."
+    src = dict(video=str(Path(a.video).resolve())) if a.video else dict(sound=str(Path(a.sound).resolve()))
+    return dict(command='vidnb stgconvnet train', **src, preset=a.preset, arch=a.arch, frames=a.frames, size=a.size,
+                chains=a.chains, seconds=a.seconds, step_size=a.step_size, start=a.start, seed=a.seed, iters=a.iters)
+
 def _train_cmd(a):
-    x, cfg = _observed(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    learn = train(x, cfg, out=out, every=a.every, resume=a.resume, seed=a.seed)
-    syn = _write_run(out, x, learn, cfg)
-    print(json.dumps(dict(out=str(out), kind=cfg.kind, arch=cfg.arch, shape=cfg.shape, iters=learn.train_iter,
-                          seconds=round(time.time() - t0, 1), checkpoint=str(out / 'checkpoint.pt'),
+    if a.resume and a.force: raise ValueError("--resume and --force: choose one (continue the checkpoint, or start over)")
+    with run_folder(a.out, checkpoint='checkpoint.pt', args=_run_args(a), resume=a.resume, force=a.force,
+                    may_change=('iters',)) as run:
+        x, cfg = _observed(a)
+        if run.resumed:
+            done = int(load_checkpoint(run / 'checkpoint.pt')['pos']['train_iter'])
+            if done >= cfg.iters:
+                raise ValueError(f"--iters must be more than the checkpoint's {done} to continue it, got {cfg.iters}")
+            print(f'vidnb stgconvnet: resuming {run / "checkpoint.pt"} at iteration {done} of {cfg.iters}',
+                  file=sys.stderr)
+        t0 = time.time()
+        learn = train(x, cfg, out=run.path, every=a.every, resume=run.resumed, seed=a.seed, progress=not a.quiet)
+        syn = _write_run(run.path, x, learn, cfg)
+    print(json.dumps(dict(out=str(run.path), kind=cfg.kind, arch=cfg.arch, shape=cfg.shape, iters=learn.train_iter,
+                          seconds=round(time.time() - t0, 1), checkpoint=str(run / 'checkpoint.pt'),
                           synthesised=str(syn))))
-    return 0
 
 def _sample_cmd(a):
     model, cfg = load_model_checkpoint(a.checkpoint)
+    suffixes = ('.mp4', '.gif') if cfg.kind == 'video' else ('.wav', '.flac', '.ogg')
+    out = check_out_file(a.out, '--out', suffixes)
     v = sample(model, a.steps or (200 if a.fresh else 0), a.chains, a.fresh, a.step_size, a.seed)
-    print(write_signals(v, a.out, cfg))
-    return 0
-
-def _failed(e, status):
-    print(f'vidnb stgconvnet: {e}', file=sys.stderr)
-    return status
+    print(write_signals(v, out, cfg))
 
 def cli(argv=None):
     "`vidnb stgconvnet train|sample ...`; returns the exit status (2: bad input, 1: the chains diverged)."
     a = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    try: return _train_cmd(a) if a.cmd == 'train' else _sample_cmd(a)
-    except LangevinDiverged as e: return _failed(e, 1)
-    except (ValueError, FileNotFoundError) as e: return _failed(e, 2)
+    try: return run_cli('vidnb stgconvnet', _train_cmd if a.cmd == 'train' else _sample_cmd, a)
+    except LangevinDiverged as e:
+        print(f'vidnb stgconvnet: {e}', file=sys.stderr)
+        return 1
 
 # %% ../nbs/13_stgconvnet.ipynb #e8e2c506
 def _timed(f, *args, **kw):

@@ -6,7 +6,7 @@ Docs: https://vidnb.github.io/vidnb/styleganv.html.md"""
 
 # %% ../nbs/12_styleganv.ipynb #53d99ec6
 from __future__ import annotations
-import math, os, time, json, argparse, sys
+import math, os, time, json, argparse, sys, contextlib
 from dataclasses import dataclass, asdict, replace, fields
 from functools import reduce
 from pathlib import Path
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import check_video, default_device, set_seed, cache_dir, atomic_path, resize_video, has_data
+from .core import (check_video, default_device, set_seed, cache_dir, atomic_path, resize_video, has_data,
+                        run_folder, Run, check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import (Learner, Callback, DataLoaders, DeviceCB, DDPCB, MetricsCB, ProgressCB, CheckpointCB,
                            EMACB, MixedPrecisionCB, NaNStopCB, load_checkpoint)
 from .report import chapter_folder, Report, Table, pick_preset
@@ -936,56 +937,72 @@ def write_generated(G: Generator, path, n_frames: int, fps: int = 16, seed: int 
 # %% ../nbs/12_styleganv.ipynb #004d86b1
 def _parser():
     desc = 'StyleGAN-V: train a continuous-time video GAN, generate videos of any length.'
-    ap = argparse.ArgumentParser(prog='vidnb styleganv', description=desc)
+    ap = argparse.ArgumentParser(prog='vidnb styleganv', description=desc, formatter_class=HelpFormatter)
     sp = ap.add_subparsers(dest='cmd', required=True)
-    t = sp.add_parser('train', help='train (resumes from OUT/checkpoint.pt)')
+    t = sp.add_parser('train', help='train a StyleGAN-V', formatter_class=HelpFormatter,
+                      description='Train StyleGAN-V. A folder that already holds a checkpoint is continued with '
+                                  '--resume (same arguments, more --steps) or started over with --force. '
+                                  'Runs under torchrun (one process per GPU); rank 0 writes.')
     t.add_argument('--data', required=True, help="'moving_mnist' or a folder of video files")
     t.add_argument('--preset', default='smoke', help=f"one of {', '.join(PRESETS)}")
-    t.add_argument('--out', required=True)
-    t.add_argument('--steps', type=int, default=None, help="training steps (default: the preset's)")
-    t.add_argument('--bs', type=int, default=None, help="batch size (default: the preset's)")
-    t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--videos', type=int, default=None, help="number of moving_mnist videos (default: the preset's)")
-    g = sp.add_parser('generate', help='write an mp4 of N frames from a checkpoint')
-    g.add_argument('--checkpoint', required=True)
-    g.add_argument('--frames', type=int, required=True)
-    g.add_argument('--fps', type=int, default=16)
-    g.add_argument('--out', required=True)
-    g.add_argument('--seed', type=int, default=0)
+    t.add_argument('--out', required=True, help='the run folder: checkpoint.pt, run.json, preview.mp4')
+    t.add_argument('--steps', type=positive_int, default=None, help="training steps (default: the preset's)")
+    t.add_argument('--bs', type=positive_int, default=None, help="batch size (default: the preset's)")
+    t.add_argument('--seed', type=int, default=0, help='seed of the weights, batches and noise')
+    t.add_argument('--videos', type=positive_int, default=None,
+                   help="number of moving_mnist videos (default: the preset's)")
+    t.add_argument('--resume', action='store_true', help='continue the checkpoint in --out (same arguments)')
+    t.add_argument('--force', action='store_true', help='start over, replacing the checkpoint in --out')
+    t.add_argument('--quiet', action='store_true', help='no progress bar')
+    g = sp.add_parser('generate', help='write an mp4 of N frames from a checkpoint', formatter_class=HelpFormatter)
+    g.add_argument('--checkpoint', required=True, help='a checkpoint.pt written by vidnb styleganv train')
+    g.add_argument('--frames', type=positive_int, required=True, help='frames to generate')
+    g.add_argument('--fps', type=positive_int, default=16, help='frames per second of the mp4')
+    g.add_argument('--out', required=True, help='the mp4 to write')
+    g.add_argument('--seed', type=int, default=0, help='seed of the content and motion noise')
     g.add_argument('--time-step', type=float, default=1.0, help='time between frames, in training frames (0.5: 2x)')
     return ap
 
 # %% ../nbs/12_styleganv.ipynb #efab3da0
+def _run_args(a, p) -> dict:
+    "What a resumed `train` must agree on with the checkpoint's run (`--steps` may grow)."
+    data = a.data if a.data == 'moving_mnist' else str(Path(a.data).resolve())
+    return dict(command='vidnb styleganv train', data=data, preset=a.preset, bs=p.train.bs, videos=a.videos,
+                size=p.model.size, seed=a.seed, steps=a.steps)
+
 def _train(a) -> dict:
     "`vidnb styleganv train`: train at the preset (with the given overrides), write a preview; returns a summary."
+    if a.resume and a.force: raise ValueError("--resume and --force: choose one (continue the checkpoint, or start over)")
     p = sgv_preset(a.preset, steps=a.steps, bs=a.bs, n_videos=a.videos)
-    vids = _load_data(a.data, p)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    learn = train_gan(vids, p.model, p.train, out=out, progress=False, seed=a.seed)
-    if int(os.environ.get('RANK', 0)): return dict(rank=int(os.environ['RANK']), steps=learn.train_iter)  # torchrun
-    prev = write_generated(learn.G_ema.cpu(), out / 'preview.mp4', 64)
+    rank = int(os.environ.get('RANK', 0))                          # torchrun: rank 0 holds the folder and writes
+    folder = (run_folder(a.out, checkpoint='checkpoint.pt', args=_run_args(a, p), resume=a.resume, force=a.force)
+              if rank == 0 else contextlib.nullcontext(Run(Path(a.out))))
+    with folder as run:
+        vids = _load_data(a.data, p)
+        if run.resumed:
+            done = int(load_checkpoint(run / 'checkpoint.pt')['pos']['train_iter'])
+            if done >= p.train.steps:
+                raise ValueError(f"--steps must be more than the checkpoint's {done} to continue it, got {p.train.steps}")
+            print(f'vidnb styleganv: resuming {run / "checkpoint.pt"} at step {done} of {p.train.steps}', file=sys.stderr)
+        learn = train_gan(vids, p.model, p.train, out=run.path, progress=not a.quiet and rank == 0, seed=a.seed)
+        if rank: return dict(rank=rank, steps=learn.train_iter)
+        prev = write_generated(learn.G_ema.cpu(), run / 'preview.mp4', 64)
     last = {k: round(float(v), 4) for k, v in learn.history[-1].items() if k not in ('epoch', 'step')}
-    return dict(checkpoint=str(out / 'checkpoint.pt'), steps=learn.train_iter, preview=str(prev), **last)
+    return dict(checkpoint=str(run / 'checkpoint.pt'), steps=learn.train_iter, preview=str(prev), **last)
 
 def _generate(a) -> dict:
     "`vidnb styleganv generate`: write a video of any length from a checkpoint; returns a summary."
-    if a.frames < 1: raise ValueError(f"frames must be a positive int, got {a.frames}")
-    if a.fps < 1: raise ValueError(f"fps must be a positive int, got {a.fps}")
+    out = check_out_file(a.out, '--out', ('.mp4',))
     G = load_generator(a.checkpoint)
     t0 = time.perf_counter()
-    write_generated(G, a.out, a.frames, a.fps, a.seed, a.time_step)
-    return dict(out=a.out, frames=a.frames, seconds=round(time.perf_counter() - t0, 2))
+    write_generated(G, out, a.frames, a.fps, a.seed, a.time_step)
+    return dict(out=str(out), frames=a.frames, seconds=round(time.perf_counter() - t0, 2))
 
 def cli(argv=None) -> int:
-    "`vidnb styleganv train ...` / `vidnb styleganv generate ...`; the exit code (2 with a message for bad input)."
+    "`vidnb styleganv train ...` / `vidnb styleganv generate ...`; the exit code (2 with one line for bad input)."
     try: a = _parser().parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
-    try: print(json.dumps((_train if a.cmd == 'train' else _generate)(a)))
-    except (ValueError, FileNotFoundError) as e:
-        print(f'vidnb styleganv: {e}', file=sys.stderr)
-        return 2
-    return 0
+    return run_cli('vidnb styleganv', lambda: print(json.dumps((_train if a.cmd == 'train' else _generate)(a))))
 
 # %% ../nbs/12_styleganv.ipynb #14aeb1b6
 def _curves_figure(rows: list, real_stats: dict):
