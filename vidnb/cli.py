@@ -15,7 +15,7 @@ __all__ = ['CHAPTERS', 'COMMANDS', 'chapters', 'commands', 'info', 'reproduce', 
 
 # %% ../nbs/09_cli.ipynb #1844c2c4
 CHAPTERS = ('core', 'metrics', 'gmlr', 'dvae', 'styleganv', 'stgconvnet')
-COMMANDS = ('gmlr', 'dvae', 'styleganv', 'stgconvnet', 'docs')
+COMMANDS = ('gmlr', 'dvae', 'styleganv', 'stgconvnet', 'fid', 'fvd', 'docs')
 
 def chapters() -> dict:
     "The chapters of `vidnb reproduce` and `vidnb bench`, in report order: name -> modules."
@@ -25,9 +25,10 @@ def chapters() -> dict:
 
 def commands() -> dict:
     "A chapter's own sub-commands: name -> a function taking the remaining argv."
-    from vidnb import gmlr, dvae, styleganv, stgconvnet, docs
+    from functools import partial
+    from vidnb import gmlr, dvae, styleganv, stgconvnet, metrics, docs
     return {'gmlr': gmlr.cli, 'dvae': dvae.cli, 'styleganv': styleganv.cli, 'stgconvnet': stgconvnet.cli,
-            'docs': docs.cli}
+            'fid': partial(metrics.metric_cli, 'fid'), 'fvd': partial(metrics.metric_cli, 'fvd'), 'docs': docs.cli}
 
 # %% ../nbs/09_cli.ipynb #b806aebd
 def _modules(names=(), registry=None) -> list:
@@ -124,8 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument('chapters', nargs='*', metavar='CHAPTER')
     bp.add_argument('--out', default='bench.json')
     sp.add_parser('readme', help='write README.md from nbs/index.ipynb (for developers)')
+    own = dict(fid='FID of two sets: folders of images or videos, video files, saved statistics (vidnb fid --help)',
+               fvd='FVD of two sets of videos, or saved statistics (vidnb fvd --help)')
     for name in COMMANDS:
-        sp.add_parser(name, help=f"the {name} chapter's commands (vidnb {name} --help)", add_help=False)
+        sp.add_parser(name, help=own.get(name, f"the {name} chapter's commands (vidnb {name} --help)"), add_help=False)
     return p
 
 def main(argv=None) -> int:

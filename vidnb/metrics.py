@@ -6,25 +6,27 @@ Docs: https://vidnb.github.io/vidnb/metrics.html.md"""
 
 # %% ../nbs/06_metrics.ipynb #5f7e3742
 from __future__ import annotations
-import contextlib, hashlib, io, json, math, os, time, warnings, weakref
+import argparse, contextlib, hashlib, io, json, math, os, sys, time, warnings, weakref
 from dataclasses import dataclass, replace, fields
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import check_video, check_tensor, has_data, cache_dir, default_device, fold_time, atomic_path
+from .core import (check_video, check_tensor, has_data, cache_dir, default_device, fold_time, atomic_path,
+                        check_out_file, run_cli, positive_int, HelpFormatter)
 from .report import chapter_folder, Report, pick_preset
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'PRESETS', 'psnr', 'gaussian_window', 'ssim', 'psd_factor', 'frechet_distance',
+__all__ = ['RESIZE_METHODS', 'PRESETS', 'VIDEO_SUFFIXES', 'psnr', 'gaussian_window', 'ssim', 'psd_factor', 'frechet_distance',
            'frechet_distance_scipy', 'FeatureStats', 'SmallSampleWarning', 'frechet_from_stats', 'kernel_distance',
            'resize_frames', 'to_255', 'jpeg_frames', 'sample_clip_path', 'read_frames_uint8', 'feature_net',
            'net_fingerprint', 'FIDProtocol', 'FVDProtocol', 'fid_input', 'inception_stats', 'inception_features',
            'data_fingerprint', 'real_stats', 'fid', 'InceptionFeature', 'VideoList', 'protocol_starts', 'video_clips',
            'fvd_input', 'i3d_stats', 'i3d_features', 'fvd', 'fvd16', 'fvd128', 'pedestrian_videos', 'split_videos',
            'still_videos', 'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table',
-           'fvd_protocol_figure', 'lpips_distance', 'psnr_ssim_sanity', 'reproduce', 'bench']
+           'fvd_protocol_figure', 'lpips_distance', 'set_kind', 'read_set', 'metric_cli', 'psnr_ssim_sanity',
+           'reproduce', 'bench']
 
 # %% ../nbs/06_metrics.ipynb #4c1db034
 def _unit(x, value_range, name):
@@ -935,6 +937,144 @@ def lpips_distance(pred, target, net='alex', device=None):
     x, y = fold_time(pred).to(device), fold_time(target).to(device)
     if c == 1: x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
     with torch.inference_mode(): return model(x, y).reshape(b, t).cpu()
+
+# %% ../nbs/06_metrics.ipynb #61c3c2ec
+VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.gif', '.mpg', '.mpeg')
+
+def set_kind(path, name='A') -> str:
+    "What `path` holds for `vidnb fid/fvd`: 'stats' (.npz), 'video' (a file), 'images', 'videos' or 'frame_folders'."
+    from vidnb.core import _IMG_EXT
+    p = Path(path)
+    if p.is_file(): return 'stats' if p.suffix.lower() == '.npz' else 'video'
+    if not p.is_dir():
+        raise ValueError(f"{name} must be a folder, a video file or an .npz of statistics, got {p} (not found)")
+    entries = [f for f in p.iterdir() if not f.name.startswith('.')]
+    if any(f.is_file() and f.suffix.lower() in _IMG_EXT for f in entries): return 'images'
+    if any(f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES for f in entries): return 'videos'
+    if any(f.is_dir() and any(g.suffix.lower() in _IMG_EXT for g in f.iterdir()) for f in entries): return 'frame_folders'
+    held = ', '.join(sorted(f.name for f in entries)[:5]) or 'nothing'
+    raise ValueError(f"{name} must hold images, video files or folders of frames, got {p}, which holds {held}")
+
+def _image_chunks(files, size, chunk):
+    "Images `(n,3,H,W)` in [-1,1], `chunk` files at a time, each at `size` (default: the first image's size)."
+    from vidnb.core import _read_image, video_from_uint8
+    hw = (size, size) if size else None
+    for i in range(0, len(files), chunk):
+        frames = []
+        for f in files[i:i + chunk]:
+            a = _read_image(f, hw)
+            hw = hw or a.shape[:2]
+            frames.append(a)
+        yield video_from_uint8(torch.from_numpy(np.stack(frames)))[0].transpose(0, 1)   # (n,3,H,W)
+
+def read_set(path, kind: str, size: int | None = None, limit: int | None = None, name='A', chunk=64):
+    "The items `fid` (`kind='fid'`) or `fvd` reads from `path` (see `set_kind`), lazily: at most `limit` images/videos."
+    from vidnb.core import image_files, read_video, natural_key
+    p, what = Path(path), set_kind(path, name)
+    if what == 'stats': return FeatureStats.load(p)
+    if what == 'images' and kind == 'fid': return _image_chunks(image_files(p)[:limit], size, chunk)
+    if what in ('video', 'images'): sources = [p]                                # one video (a file, or numbered frames)
+    else:
+        keep = (lambda f: f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES) if what == 'videos' else Path.is_dir
+        sources = sorted((f for f in p.iterdir() if keep(f) and not f.name.startswith('.')),
+                         key=lambda f: natural_key(f.name))
+    return (read_video(f, size=size) for f in sources[:limit])
+
+# %% ../nbs/06_metrics.ipynb #4bec1bec
+def _metric_parser(kind: str) -> argparse.ArgumentParser:
+    what = ('FID: the Fréchet distance of Inception-v3 features of frames' if kind == 'fid' else
+            'FVD: the Fréchet distance of I3D features of video clips')
+    ap = argparse.ArgumentParser(prog=f'vidnb {kind}', formatter_class=HelpFormatter, description=(
+        f"{what}, between set A (the real one) and set B (the generated one). Each is a folder of images, a folder "
+        "of video files, a folder of folders of numbered frames, a video file, or an .npz of statistics saved by "
+        f"--save-stats. The score is the last line of the output (--json: every detail)."))
+    ap.add_argument('a', metavar='A', help='the real set (or, with --save-stats, the set to summarise)')
+    ap.add_argument('b', metavar='B', help='the generated set (or, with --save-stats, the .npz to write)')
+    ap.add_argument('--save-stats', action='store_true', help="write A's statistics to the .npz B instead of a score")
+    ap.add_argument('--size', type=positive_int, default=None,
+                    help='read every frame at SIZE x SIZE first (default: as stored; the files of a set must agree)')
+    ap.add_argument('--max', type=positive_int, default=None, dest='limit',
+                    help=f"use at most this many {'images (or videos)' if kind == 'fid' else 'videos'} of each set")
+    ap.add_argument('--resize', default=None, choices=RESIZE_METHODS,
+                    help="resizing to the network's input (default: the protocol's)")
+    ap.add_argument('--jpeg', type=int, default=None, help="JPEG quality B's frames go through (0: none; default: "
+                    + ("none" if kind == 'fid' else "95, as StyleGAN-V stores generated frames") + ')')
+    ap.add_argument('--real-jpeg', type=int, default=None, help="JPEG quality of A's frames (default: none)")
+    if kind == 'fvd':
+        ap.add_argument('--frames', type=positive_int, default=16, help='frames per clip (FVD_16; 128 for FVD_128)')
+        ap.add_argument('--stride', type=positive_int, default=1, help='take every STRIDE-th frame (FVD_128/8: 8)')
+        ap.add_argument('--real-clips', default='random', choices=_CLIPS, help="clips of each real video")
+        ap.add_argument('--fake-clips', default='first', choices=_CLIPS, help="clips of each generated video")
+        ap.add_argument('--seed', type=int, default=0, help="seed of the real clips' random starts")
+        ap.add_argument('--pre-size', type=positive_int, default=None,
+                        help="shrink both sets to this size first (appendix table 4's 128x128)")
+    ap.add_argument('--batch-size', type=positive_int, default=32 if kind == 'fid' else 4, help='network batch size')
+    ap.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: a GPU if there is one)')
+    ap.add_argument('--json', action='store_true', help='print every detail as JSON (the score is its "value")')
+    ap.add_argument('--quiet', action='store_true', help='no progress bars')
+    return ap
+
+def _protocol_from(a, kind):
+    "The protocol the flags ask for (the chapter's defaults otherwise)."
+    base = FIDProtocol() if kind == 'fid' else FVDProtocol()
+    over = {k: v for k, v in dict(resize=a.resize, real_jpeg_quality=a.real_jpeg).items() if v is not None}
+    if a.jpeg is not None: over['jpeg_quality'] = a.jpeg or None
+    if 'real_jpeg_quality' in over: over['real_jpeg_quality'] = over['real_jpeg_quality'] or None
+    if kind == 'fvd': over.update(n_frames=a.frames, stride=a.stride, real_clips=a.real_clips,
+                                  fake_clips=a.fake_clips, seed=a.seed, pre_size=a.pre_size)
+    return replace(base, **over)
+
+def _check_saved(st: FeatureStats, protocol, role, name):
+    "A saved `FeatureStats` must come from the protocol asked for (as `role`); an error naming what differs."
+    saved, want = st.meta.get('protocol', {}), json.loads(json.dumps(protocol.role_key(role)))
+    diff = [f"{k} {saved.get(k)!r} (asked: {v!r})" for k, v in want.items() if saved.get(k) != v]
+    if diff: raise ValueError(f"{name} must be statistics of the protocol asked for; it differs in " + ', '.join(diff))
+    return st
+
+def _metric_run(a, kind) -> dict:
+    "Compute (or save) what `vidnb fid|fvd` asks for; the details."
+    protocol, dev = _protocol_from(a, kind), torch.device(a.device or default_device())
+    stats = inception_stats if kind == 'fid' else i3d_stats
+    kw = dict(batch_size=a.batch_size, device=dev, progress=not a.quiet)
+    if a.save_stats:
+        out = check_out_file(a.b, 'B', ('.npz',))
+        src = read_set(a.a, kind, a.size, a.limit, 'A')
+        st = src if isinstance(src, FeatureStats) else stats(src, protocol, 'real', name='A', **kw)
+        st.save(out)
+        return dict(kind=kind, saved=str(out), n=st.n, protocol=st.meta.get('protocol'))
+    sets = []
+    for path, role, name in ((a.a, 'real', 'A'), (a.b, 'fake', 'B')):
+        src = read_set(path, kind, a.size, a.limit, name)
+        sets.append(_check_saved(src, protocol, role, name) if isinstance(src, FeatureStats)
+                    else stats(src, protocol, role, name=name, **kw))
+    _check_pair(*sets, kind.upper())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', SmallSampleWarning)
+        value = frechet_from_stats(*sets, names=('A', 'B'))                     # as `fid` / `fvd` compute it
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SmallSampleWarning)))
+    res = dict(kind=kind, value=float(value), n_A=sets[0].n, n_B=sets[1].n, protocol_A=protocol.role_key('real'),
+               protocol_B=protocol.role_key('fake'), warnings=notes)
+    if a.json:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', SmallSampleWarning)
+            d = frechet_from_stats(*sets, names=('A', 'B'), details=True)
+        res['details'] = {k: float(v) for k, v in d.items()}
+    return res
+
+def metric_cli(kind: str, argv=None) -> int:
+    "`vidnb fid A B` / `vidnb fvd A B`: the score as the last line (`--json`: every detail); 2 and one line on bad input."
+    a = _metric_parser(kind).parse_args(argv)
+    def run():
+        res = _metric_run(a, kind)
+        for w in res.get('warnings', []): print(f'vidnb {kind}: warning: {w}', file=sys.stderr)
+        if a.json: print(json.dumps(res, indent=1, default=str))
+        elif a.save_stats: print(f"vidnb {kind}: statistics of {res['n']} {'images' if kind == 'fid' else 'clips'} "
+                                 f"written to {res['saved']}", file=sys.stderr)
+        else:
+            print(f"vidnb {kind}: A {res['n_A']} vs B {res['n_B']} {'images' if kind == 'fid' else 'clips'}",
+                  file=sys.stderr)
+            print(f"{res['value']:.6g}")
+    return run_cli(f'vidnb {kind}', run)
 
 # %% ../nbs/06_metrics.ipynb #e9f97753
 def _skimage_ssim(y, v) -> list:
