@@ -76,12 +76,11 @@ def test_rgb_video_untrained_generator(tmp_path):
 @pytest.mark.parametrize('args,msg', [
     (['--rank', '13'], 'rank must be an int in [1, 12]'),                              # rank > frames
     (['--frames', '40', '--rank', '33'], 'latent size (k=32)'),                      # rank > latent size
-    (['--rank', '0', '--rank-type', 'pca'], 'rank must be an int in [1, 12]'),
+    (['--rank', '13', '--rank-type', 'pca'], 'rank must be an int in [1, 12]'),
     (['--operator', 'missing:1.0'], 'fraction in [0, 1)'),
     (['--operator', 'missing:-0.1'], 'fraction in [0, 1)'),
     (['--operator', 'gaussian:5000'], 'pixel count C*H*W = 4096'),
     (['--operator', 'fourier:3'], "operator must be 'identity', 'gaussian:M' or 'missing:FRACTION'"),
-    (['--steps', '0'], 'steps must be a positive int'),
     (['--similarity', '1.5'], 'similarity must be a weight lambda in (0, 1]'),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, capsys, args, msg):
@@ -151,3 +150,30 @@ def test_bad_frames_and_measurements_name_the_argument():
             g.reconstruct(x, 'missing:0.5', cfg, y=y)
     r = g.reconstruct(x, 'missing:0.5', cfg, y=g.measure(g.physics_operator('missing:0.5', 4, 64, 1, 0), None, x))
     assert r['steps'] == 1
+
+
+@pytest.mark.parametrize('flag', ['--steps', '--rank', '--frames'])
+def test_zero_is_a_usage_error_not_the_default(flag):
+    r = gmlr('reconstruct', '--sequence', 'rotating_mnist', flag, '0', '--out', 'x', check=False)
+    assert r.returncode == 2 and "must be a positive integer, got '0'" in r.stderr, r.stderr
+
+def test_gray_folder_picks_the_gray_generator_and_says_so(tmp_path):
+    "A folder of gray PNG frames (numbered 1..12, as people name them) is reconstructed with the gray generator."
+    from PIL import Image
+    from vidnb.data import rotating_mnist
+    x = rotating_mnist(frames=12, index=[0])[0, 0]                        # (T, 64, 64) in [-1, 1]
+    (tmp_path / 'frames').mkdir()
+    for t, f in enumerate(((x + 1) * 127.5).round().byte().numpy(), 1): Image.fromarray(f).convert('RGB').save(tmp_path / 'frames' / f'frame{t}.png')
+    r = gmlr('reconstruct', '--video', tmp_path / 'frames', '--steps', '3', '--out', tmp_path / 'o')
+    assert 'using the pretrained gray MNIST generator (the video is gray; --rgb for the RGB one)' in r.stderr, r.stderr
+    m = _outputs(tmp_path / 'o', 12, 1)
+    assert m['generator_kind'] == 'gray'
+    a = np.load(tmp_path / 'o' / 'reconstruction.npy')
+    r = gmlr('reconstruct', '--video', tmp_path / 'frames', '--steps', '3', '--rgb', '--out', tmp_path / 'rgb')
+    assert 'using the pretrained RGB generator' in r.stderr and _outputs(tmp_path / 'rgb', 12, 3)['generator_kind'] == 'rgb'
+
+def test_out_is_checked_before_any_compute(tmp_path):
+    (tmp_path / 'afile').write_text('x')
+    for out, msg in [(tmp_path / 'afile', 'which is a file'), ('/proc/vidnb-out', 'a folder that can be created')]:
+        r = gmlr('reconstruct', '--sequence', 'rotating_mnist', '--steps', '2000', '--out', out, check=False)
+        assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr

@@ -30,7 +30,7 @@ __all__ = ['GENERATORS', 'RGB_TEST_CLIPS', 'RANK_TYPES', 'METHODS', 'ALGORITHMS'
            'run_algorithms', 'table3_clip', 'table3_windows', 'run_table3', 'table3_claims', 'linearise',
            'line_positions', 'frame_order', 'plot_line_positions', 'run_lines', 'crossfade', 'missing_frames',
            'run_missing_frames', 'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers', 'compare_init',
-           'plot_loss_curves', 'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose', 'bench_step',
+           'plot_loss_curves', 'is_gray', 'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose', 'bench_step',
            'seconds_to_target', 'bench_batch', 'bench', 'reproduce']
 
 # %% ../nbs/10_gmlr.ipynb #44d85307
@@ -729,48 +729,63 @@ def plot_loss_curves(res, ax=None, key='mse'):
 # %% ../nbs/10_gmlr.ipynb #a00da199
 def _parser():
     import argparse
-    p = argparse.ArgumentParser(prog='vidnb gmlr',
+    from vidnb.core import HelpFormatter, positive_int
+    p = argparse.ArgumentParser(prog='vidnb gmlr', formatter_class=HelpFormatter,
                                 description='GMLR (Hyder & Asif): low-rank generative video reconstruction.')
     sp = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
-    r = sp.add_parser('reconstruct', help='reconstruct a video from measurements')
+    r = sp.add_parser('reconstruct', help='reconstruct a video from measurements', formatter_class=HelpFormatter,
+                      description='Reconstruct a video from its measurements. A gray video (one channel, or three '
+                                  'equal ones) uses the gray MNIST generator, any other the RGB one; --gray and '
+                                  '--rgb choose. The command says which it used.')
     src = r.add_mutually_exclusive_group(required=True)
-    src.add_argument('--video', help='a video file or image folder (resized to 64x64)')
+    src.add_argument('--video', help='a video file or a folder of numbered images (resized to 64x64)')
     src.add_argument('--sequence', choices=list(SEQUENCES), help='a test sequence')
-    r.add_argument('--frames', type=int, default=None,
-                   help='frames to use (default: the sequence length, 32 for --video)')
-    r.add_argument('--gray', action='store_true', help='convert the video to gray (use the gray MNIST generator)')
+    r.add_argument('--frames', type=positive_int, default=None,
+                   help='frames to use (default: the sequence length, at most 32 for --video)')
+    kind = r.add_mutually_exclusive_group()
+    kind.add_argument('--gray', action='store_true', help='convert the video to gray and use the gray MNIST generator')
+    kind.add_argument('--rgb', action='store_true', help='use the RGB generator, even for a gray video')
     r.add_argument('--operator', default='identity', help='identity | gaussian:M | missing:FRACTION')
     r.add_argument('--noise', type=float, default=0., help='std of Gaussian measurement noise (video in [-1,1])')
-    r.add_argument('--method', choices=METHODS, default='joint')
-    r.add_argument('--rank', type=int, default=None)
-    r.add_argument('--rank-type', choices=RANK_TYPES, default='svd')
+    r.add_argument('--method', choices=METHODS, default='joint', help='latent codes only, or codes and weights')
+    r.add_argument('--rank', type=positive_int, default=None, help='rank of the codes (default: full rank)')
+    r.add_argument('--rank-type', choices=RANK_TYPES, default='svd', help='low-rank projection of the codes')
     r.add_argument('--similarity', type=float, default=1., help='lambda of eq. 6 (1 = off)')
-    r.add_argument('--steps', type=int, default=2000)
-    r.add_argument('--seed', type=int, default=0)
-    r.add_argument('--generator', choices=['pretrained', 'untrained'], default='pretrained')
-    r.add_argument('--weights', default=None, help='a generator file written by pretrain (overrides --generator)')
-    r.add_argument('--out', required=True, help='output folder')
+    r.add_argument('--steps', type=positive_int, default=2000, help='optimisation steps')
+    r.add_argument('--seed', type=int, default=0, help='seed of the codes, measurements and noise')
+    r.add_argument('--generator', choices=['pretrained', 'untrained'], default='pretrained',
+                   help='start from the shipped pretrained generator, or from random weights')
+    r.add_argument('--weights', default=None,
+                   help='a generator file written by vidnb.gmlr.pretrain (Python) (overrides --generator)')
+    r.add_argument('--out', required=True, help='output folder: reconstruction.mp4/.npy, latent.png, metrics.json')
+    r.add_argument('--quiet', action='store_true', help='no progress bar')
     return p
 
 def _fit_config(a):
     "The `FitConfig` of the parsed arguments `a` (checked: a bad value is an error before any work)."
-    return FitConfig(a.method, a.steps, rank=a.rank, rank_type=a.rank_type, similarity=a.similarity)
+    return FitConfig(a.method, a.steps, rank=a.rank, rank_type=a.rank_type, similarity=a.similarity,
+                     progress=not a.quiet)
 
 # %% ../nbs/10_gmlr.ipynb #9e2dbb4c
 def _count_frames(path):
     "Frames in a video file (from its container) or image folder; None if unknown."
-    from vidnb.core import video_info
+    from vidnb.core import video_info, image_files
     p = Path(path)
-    images = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-    if p.is_dir(): return sum(f.suffix.lower() in images for f in p.iterdir()) or None
+    if p.is_dir(): return len(image_files(p))                         # an error naming the folder if it has none
     if not p.exists(): return None                                     # read_video says it is missing
     return video_info(p)['frames'] or None
 
+def is_gray(x) -> bool:
+    "True for videos with one channel, or with three equal ones (a gray video stored as RGB)."
+    return x.shape[1] == 1 or bool((x[:, :1] == x[:, 1:]).all())
+
 def _load_input(a):
-    from vidnb.core import read_video
+    "The video the arguments name: gray with --gray, RGB with --rgb, else gray if `is_gray`."
+    from vidnb.core import read_video, to_rgb
     if a.sequence: x = sequence(a.sequence, 1, a.seed, a.frames)
     else: x = read_video(a.video, frames=a.frames or min(32, _count_frames(a.video) or 32), size=64)
-    return to_gray(x) if a.gray else x
+    gray = a.gray or (not a.rgb and is_gray(x))
+    return to_gray(x) if gray else to_rgb(x)
 
 # %% ../nbs/10_gmlr.ipynb #52aa999f
 def _metrics(a, r, x):
@@ -782,34 +797,37 @@ def _metrics(a, r, x):
 
 def run_reconstruct(a):
     "The `reconstruct` command on parsed arguments `a`; returns the metrics dict."
-    from vidnb.core import write_video, atomic_path
+    import sys
+    from vidnb.core import write_video, atomic_path, run_folder
     cfg = _fit_config(a)
     if a.noise < 0: raise ValueError(f"noise must be >= 0, got {a.noise}")
-    x = _load_input(a)
-    kind = 'gray' if x.shape[1] == 1 else 'rgb'
-    gen = load_generator(a.weights) if a.weights else generator(kind) if a.generator == 'untrained' else None
-    if gen is not None: set_seed(a.seed)
-    r = reconstruct(x, a.operator, cfg, noise=a.noise or None, gen=gen, seed=a.seed)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_video(r['x_hat'], out / 'reconstruction.mp4', fps=10)
-    np.save(out / 'reconstruction.npy', r['x_hat'].numpy().astype(np.float32))
-    title = f"codes ({a.method}, {a.operator}): {r['psnr']:.2f} dB"
-    save_figure(plot_embedding(r['z'], title=title, every=max(1, x.shape[2] // 16)), out / 'latent.png')
-    m = _metrics(a, r, x)
-    with atomic_path(out / 'metrics.json') as t: t.write_text(json.dumps(m, indent=1))
+    with run_folder(a.out) as run:                                       # checked and held before any compute
+        wanted = load_generator(a.weights) if a.weights else None
+        x = _load_input(a)
+        kind = 'gray' if x.shape[1] == 1 else 'rgb'
+        gen = wanted or (generator(kind) if a.generator == 'untrained' else None)
+        if gen is not None and wanted is None: set_seed(a.seed)
+        which = a.weights or f"the {a.generator} {'gray MNIST' if kind == 'gray' else 'RGB'} generator"
+        why = ('' if a.weights or a.gray or a.rgb else
+               ' (the video is gray; --rgb for the RGB one)' if kind == 'gray' else ' (--gray for the gray one)')
+        print(f'vidnb gmlr: using {which}{why}', file=sys.stderr)
+        r = reconstruct(x, a.operator, cfg, noise=a.noise or None, gen=gen, seed=a.seed)
+        write_video(r['x_hat'], run / 'reconstruction.mp4', fps=10)
+        with atomic_path(run / 'reconstruction.npy') as t: np.save(t, r['x_hat'].numpy().astype(np.float32))
+        title = f"codes ({a.method}, {a.operator}): {r['psnr']:.2f} dB"
+        save_figure(plot_embedding(r['z'], title=title, every=max(1, x.shape[2] // 16)), run / 'latent.png')
+        m = dict(_metrics(a, r, x), generator_kind=kind)
+        with atomic_path(run / 'metrics.json') as t: t.write_text(json.dumps(m, indent=1))
     return m
 
 def cli(argv=None):
-    "`vidnb gmlr ...`: returns the exit status (2 with a one-line message for bad input)."
-    import sys
+    "`vidnb gmlr ...`: returns the exit status (2 with a one-line message for bad input or a file problem)."
+    from vidnb.core import run_cli
     a = _parser().parse_args(argv)
-    try: m = run_reconstruct(a)
-    except (ValueError, FileNotFoundError) as e:
-        print(f'vidnb gmlr: {e}', file=sys.stderr)
-        return 2
-    print(f"psnr {m['psnr']:.2f} dB, {m['steps']} steps, {m['seconds']:.1f} s -> {a.out}")
-    return 0
+    def run():
+        m = run_reconstruct(a)
+        print(f"psnr {m['psnr']:.2f} dB, {m['steps']} steps, {m['seconds']:.1f} s -> {a.out}")
+    return run_cli('vidnb gmlr', run)
 
 # %% ../nbs/10_gmlr.ipynb #48f7515a
 class StopAtPSNR(Callback):
