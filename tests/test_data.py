@@ -1,7 +1,7 @@
 """vidnb.data beyond the notebook: downloads, archives and dataset loaders against local fixtures served from
 127.0.0.1 (the network is blocked for the whole module), `prepare` with a fake Debian package, worker-independent
 clip sampling, and property tests of `clip_starts`."""
-import gzip, hashlib, http.server, io, os, pickle, socket, sys, tarfile, threading, zipfile, functools
+import json, gzip, hashlib, http.server, io, os, pickle, socket, sys, tarfile, threading, zipfile, functools
 from pathlib import Path
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
@@ -262,6 +262,22 @@ def test_prepare_reports_failures(cache, monkeypatch):
     assert not st['_fake_pypi']['present'] and st['_fake_pypi']['action'].startswith('failed') and 'no network' in st['_fake_pypi']['action']
     assert st['_fake_deb']['action'].startswith('failed')
     assert "pip install --no-deps 'vidnb-nonexistent==1.0'" in st['_fake_pypi']['get']
+
+def test_prepare_shows_progress_and_whole_failure_reasons(cache, monkeypatch, capsys):
+    why = 'ERROR: could not find a version that satisfies the requirement vidnb-nonexistent==1.0 (from versions: none)'
+    class R: returncode, stderr, stdout = 1, why, ''
+    monkeypatch.setattr(D.subprocess, 'run', lambda cmd, **k: R())
+    monkeypatch.setitem(D.SOURCES, '_fake_pypi', D.Source('_fake_pypi', 'pypi', 'vidnb-nonexistent==1.0', 'x.bin', 'vidnb_nonexistent_mod'))
+    D.prepare(['_fake_pypi'])
+    out = capsys.readouterr()
+    assert out.out == ''                                                          # stdout stays machine-readable
+    assert '[1/1] pip install vidnb-nonexistent==1.0 (for _fake_pypi) ...' in out.err
+    assert why in out.err                                                         # the whole reason, not 60 characters
+
+def test_data_status_only(capsys):
+    from vidnb.cli import main
+    assert main(['data', 'status', '--only', 'vtest']) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ['vtest']
 
 def test_status_lists_every_source():
     st = D.status()

@@ -144,7 +144,7 @@ def main(argv=None) -> int:
 # %% ../nbs/09_cli.ipynb #f937c55b
 def _data(a) -> int:
     from vidnb import data
-    res = data.prepare(a.only) if a.action == 'prepare' else data.status()
+    res = data.prepare(a.only) if a.action == 'prepare' else data.status(a.only)
     print(json.dumps(res, indent=1, default=str))
     missing = [k for k, v in res.items() if not v['present']]
     if missing and a.action == 'prepare': print(f'vidnb: could not prepare {", ".join(missing)}', file=sys.stderr)

@@ -211,23 +211,32 @@ def _get_package(kind, pkg, no_deps=True, deb_dir=None):
 
 # %% ../nbs/01_data.ipynb #6da414c3
 def _status_line(name, s):
-    return f"{name:16s} {'ok' if s['present'] else 'MISSING':8s} {s['action']:10.60s} {s['path'] or s['get']}"
+    "One line per source; a failure's whole reason on the lines after it."
+    act = s['action']
+    line = f"{name:16s} {'ok' if s['present'] else 'MISSING':8s} {act.split(':')[0]:10s} {s['path'] or s['get']}"
+    return line + (f"\n{'':16s} why: {act.partition(': ')[2]}" if act.startswith('failed') else '')
 
 def prepare(sources=None, verbose=True, deb_dir=None):
     "Get every missing offline source (pip, or `apt-get download` + extraction); `status()` with an `action` each."
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if verbose else (lambda m: None)
     names = list(sources or SOURCES)
     act = {n: 'present' for n, s in status(names).items() if s['present']}
     todo = [SOURCES[n] for n in names if n not in act]
-    for kind in ('pypi', 'deb'):
-        for pkg in dict.fromkeys(s.package for s in todo if s.kind == kind):
-            mine = [s for s in todo if s.package == pkg]
-            act.update(dict.fromkeys([s.name for s in mine], _get_package(kind, pkg, mine[0].no_deps, deb_dir)))
+    pkgs = [(kind, pkg) for kind in ('pypi', 'deb') for pkg in dict.fromkeys(s.package for s in todo if s.kind == kind)]
+    say(f"{len(names) - len(todo)} of {len(names)} sources present; {len(pkgs)} package(s) to get")
+    for i, (kind, pkg) in enumerate(pkgs, 1):
+        mine, t0 = [s for s in todo if s.package == pkg], time.time()
+        say(f"[{i}/{len(pkgs)}] {'pip install' if kind == 'pypi' else 'apt-get download'} {pkg} "
+            f"(for {', '.join(s.name for s in mine)}) ...")
+        got = _get_package(kind, pkg, mine[0].no_deps, deb_dir)
+        act.update(dict.fromkeys([s.name for s in mine], got))
+        say(f"[{i}/{len(pkgs)}] {pkg}: {got} ({time.time() - t0:.1f} s)")
     importlib.invalidate_caches()
     st = status(names)
     for n in names:
         ok = st[n]['present'] or act[n].startswith('failed')
         st[n]['action'] = act[n] if ok else 'failed: still missing after ' + act[n]
-        if verbose: print(_status_line(n, st[n]))
+        say(_status_line(n, st[n]))
     return st
 
 # %% ../nbs/01_data.ipynb #3e1d8c27
