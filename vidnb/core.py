@@ -309,19 +309,33 @@ def _av_chunks(path, frames, start, step, chunk):
     except (av.error.FFmpegError, OSError, ValueError, IndexError) as e:
         raise ValueError(f"path must be a readable video file, got {path} ({type(e).__name__}: {e})") from None
 
-def decode_frames(path, frames=None, start=0, step=1, chunk=32):
-    "Yield uint8 chunks `(t,H,W,3)` of frames `start, start+step, ...` (`frames` or all) of a video or image folder."
+def _declared_frames(path):
+    "The frame count a video file's container declares (None for folders, unknown counts and unreadable files)."
+    if Path(path).is_dir(): return None
+    import av
+    try:
+        with av.open(str(path)) as c: return c.streams.video[0].frames or None
+    except (av.error.FFmpegError, OSError, IndexError): return None
+
+def decode_frames(path, frames=None, start=0, step=1, chunk=32, at_most=None):
+    "Yield uint8 chunks `(t,H,W,3)` of frames `start, start+step, ...` (`frames`, or all / up to `at_most`) of a video."
     path = Path(path)
     if not path.exists(): _fail('path', "an existing video file or image folder", f"{path} (not found)")
     _check_span(frames, start, step)
+    if at_most is not None and (frames is not None or at_most < 1): _fail('at_most', "a positive int without frames", at_most)
     got = 0
-    for a in (_folder_chunks if path.is_dir() else _av_chunks)(path, frames, start, step, chunk):
+    for a in (_folder_chunks if path.is_dir() else _av_chunks)(path, frames or at_most, start, step, chunk):
         got += len(a)
         yield a
     if not got: _fail('path', f"a video with frames from index {start}", f"no decodable frames in {path}")
+    declared = _declared_frames(path) if (frames or at_most or math.inf) > got else None
+    cut = f" ({path} declares {declared} frames: it may be truncated)" if declared and len(range(start, declared, step)) > got else ''
     if frames is not None and got < frames:
-        held = f"at most the {got} frames {path} holds from start={start} with step={step}"
+        held = f"at most the {got} frames {path} holds from start={start} with step={step}{cut}"
         _fail('frames', held, f"frames={frames}")
+    if cut:
+        import warnings
+        warnings.warn(f"only {got} frames of {path} decode from start={start} with step={step}{cut}", stacklevel=2)
 
 # %% ../nbs/00_core.ipynb #94e9750e
 def _center_square(x):
@@ -339,9 +353,9 @@ def resize_frames_u8(x, size=None, square=False):
     return F.interpolate(x, size=tuple(size), mode='bilinear', antialias=True, align_corners=False)
 
 # %% ../nbs/00_core.ipynb #397baa3d
-def read_video(path, frames=None, start=0, size=None, gray=False, step=1, square=False, chunk=32):
-    "Read frames `start, start+step, ...` of a video file (mp4/avi/gif/...) or image folder as `(1,C,T,H,W)` in [-1,1]."
-    chunks = decode_frames(path, frames, start, step, chunk)
+def read_video(path, frames=None, start=0, size=None, gray=False, step=1, square=False, chunk=32, at_most=None):
+    "Frames `start, start+step, ...` (`frames`, all, or up to `at_most`) of a video file or image folder: `(1,C,T,H,W)`."
+    chunks = decode_frames(path, frames, start, step, chunk, at_most)
     u8 = [resize_frames_u8(torch.from_numpy(a).permute(0, 3, 1, 2), size, square) for a in chunks]
     v = video_from_uint8(torch.cat(u8).permute(0, 2, 3, 1))
     return to_gray(v) if gray else v

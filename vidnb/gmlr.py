@@ -767,14 +767,6 @@ def _fit_config(a):
                      progress=not a.quiet)
 
 # %% ../nbs/10_gmlr.ipynb #9e2dbb4c
-def _count_frames(path):
-    "Frames in a video file (from its container) or image folder; None if unknown."
-    from vidnb.core import video_info, image_files
-    p = Path(path)
-    if p.is_dir(): return len(image_files(p))                         # an error naming the folder if it has none
-    if not p.exists(): return None                                     # read_video says it is missing
-    return video_info(p)['frames'] or None
-
 def is_gray(x) -> bool:
     "True for videos with one channel, or with three equal ones (a gray video stored as RGB)."
     return x.shape[1] == 1 or bool((x[:, :1] == x[:, 1:]).all())
@@ -783,7 +775,7 @@ def _load_input(a):
     "The video the arguments name: gray with --gray, RGB with --rgb, else gray if `is_gray`."
     from vidnb.core import read_video, to_rgb
     if a.sequence: x = sequence(a.sequence, 1, a.seed, a.frames)
-    else: x = read_video(a.video, frames=a.frames or min(32, _count_frames(a.video) or 32), size=64)
+    else: x = read_video(a.video, frames=a.frames, size=64, at_most=None if a.frames else 32)
     gray = a.gray or (not a.rgb and is_gray(x))
     return to_gray(x) if gray else to_rgb(x)
 
