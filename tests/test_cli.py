@@ -74,3 +74,9 @@ def test_reproduce_core_gmlr_gives_the_committed_report(tmp_path):
         new = res['chapters'][name]
         _same([dict(caption=t['caption'], rows=t['rows']) for t in new['tables']], ch['tables'], f'{name}/tables')
         _same(new['results'], ch['results'], f'{name}/results')
+
+def test_info_lists_the_shipped_weights(capsys):
+    from vidnb.cli import main, SHIPPED
+    assert main(['info']) == 0
+    w = json.loads(capsys.readouterr().out)['weights']
+    assert set(w) == set(SHIPPED) and all(Path(p).is_file() for p in w.values()), w

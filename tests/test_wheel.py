@@ -78,8 +78,8 @@ def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
     loc = run([py, '-c', 'import vidnb; print(vidnb.__file__)'], env, cwd=tmp_path).strip()
     assert str(venv) in loc and str(ROOT) not in loc, loc
     vidnb = venv / 'bin' / 'vidnb'
-    info = run([vidnb, 'info'], env, cwd=tmp_path)
-    assert 'torch' in info
+    info = json.loads(run([vidnb, 'info'], env, cwd=tmp_path))
+    assert info['torch'] and all(p.startswith(str(venv)) for p in info['weights'].values()), info['weights']
     w = run([py, '-c', 'from vidnb.gmlr import weights_path, pretrained; print(weights_path("gray")); pretrained("gray")'], env, cwd=tmp_path).strip()
     assert w.startswith(str(venv)) and w.endswith('share/vidnb/gmlr_gray_mnist64.pt'), w
     # one chapter's smoke run from the installed package: GMLR on a Rotating MNIST digit with 80% missing pixels

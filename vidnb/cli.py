@@ -11,7 +11,7 @@ from pathlib import Path
 from .report import pick_preset, run_chapter, write_reports
 
 # %% auto #0
-__all__ = ['CHAPTERS', 'COMMANDS', 'chapters', 'commands', 'info', 'reproduce', 'bench', 'main']
+__all__ = ['CHAPTERS', 'COMMANDS', 'SHIPPED', 'chapters', 'commands', 'info', 'reproduce', 'bench', 'main']
 
 # %% ../nbs/09_cli.ipynb #1844c2c4
 CHAPTERS = ('core', 'metrics', 'gmlr', 'dvae', 'styleganv', 'stgconvnet')
@@ -45,6 +45,7 @@ def _version(pkg):
     try: return version(pkg)
     except PackageNotFoundError: return None
 
+SHIPPED = ('gmlr_gray_mnist64.pt', 'gmlr_rgb_patches64.pt', 'mnist_digit_classifier.pt')   # trained here (data/)
 _PACKAGES = ('numpy', 'scipy', 'scikit-learn', 'av', 'soundfile', 'nbdev', 'torchmetrics', 'scikit-image')
 
 def info() -> dict:
@@ -56,8 +57,9 @@ def info() -> dict:
              torch=torch.__version__, cuda=cuda, device=str(default_device()), threads=torch.get_num_threads(),
              cache=str(cache_dir(create=False)), packages={p: _version(p) for p in _PACKAGES})
     try:
-        from vidnb.data import status
+        from vidnb.data import status, shipped_file
         d['data'] = status()
+        d['weights'] = {n: str(shipped_file(n, required=False) or 'MISSING') for n in SHIPPED}
     except ImportError as e: d['data'] = f'unavailable ({e})'
     return d
 

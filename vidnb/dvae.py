@@ -21,17 +21,17 @@ from .report import (chapter_folder, Report, pick_preset, Estimate, versus, diff
                           VERDICTS)
 
 # %% auto #0
-__all__ = ['TABLE1', 'TEXTURES', 'PRESETS', 'TABLE2_PAPER', 'TABLE2_METHODS', 'MASKS', 'DVAEConfig', 'reference_init',
-           'conv_encoder', 'FrameDecoder', 'DynamicLayer', 'kl_std_normal', 'StationarityRegularizer', 'NegELBO',
-           'DVAE', 'StaticVAE', 'frame_pairs', 'DVAELoss', 'DVAELearner', 'fit_dvae', 'rollout', 'synthesize',
-           'var_report', 'fit_var', 'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier', 'digit_accuracy',
-           'digit_classifier', 'save_digit_classifier', 'judge_sequence', 'Budget', 'DVAEPreset', 'train_digits',
-           'synth_many', 'cycle_eigenvalue', 'latent_stability', 'digits_table', 'digits_figure', 'estimate_rows',
-           'digits_draw', 'run_digits', 'digit_claims', 'texture_video', 'make_mask', 'texture_config', 'train_texture',
-           'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment', 'run_textures', 'paper_table2',
-           'dvae_beats_lds', 'model_gaps', 'count_verdicts', 'texture_claims', 'mask_size', 'inpaint', 'masked_psnr',
-           'flat_fill', 'temporal_fill', 'masked_draw', 'run_masked', 'masked_claims', 'masked_figure', 'load_dvae',
-           'write_frames', 'cli', 'describe_preset', 'reproduce', 'bench']
+__all__ = ['TABLE1', 'CLASSIFIER', 'TEXTURES', 'PRESETS', 'TABLE2_PAPER', 'TABLE2_METHODS', 'MASKS', 'DVAEConfig',
+           'reference_init', 'conv_encoder', 'FrameDecoder', 'DynamicLayer', 'kl_std_normal', 'StationarityRegularizer',
+           'NegELBO', 'DVAE', 'StaticVAE', 'frame_pairs', 'DVAELoss', 'DVAELearner', 'fit_dvae', 'rollout',
+           'synthesize', 'var_report', 'fit_var', 'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier',
+           'digit_accuracy', 'digit_classifier', 'save_digit_classifier', 'judge_sequence', 'Budget', 'DVAEPreset',
+           'train_digits', 'synth_many', 'cycle_eigenvalue', 'latent_stability', 'digits_table', 'digits_figure',
+           'estimate_rows', 'digits_draw', 'run_digits', 'digit_claims', 'texture_video', 'make_mask', 'texture_config',
+           'train_texture', 'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment', 'run_textures',
+           'paper_table2', 'dvae_beats_lds', 'model_gaps', 'count_verdicts', 'texture_claims', 'mask_size', 'inpaint',
+           'masked_psnr', 'flat_fill', 'temporal_fill', 'masked_draw', 'run_masked', 'masked_claims', 'masked_figure',
+           'load_dvae', 'write_frames', 'cli', 'describe_preset', 'reproduce', 'bench']
 
 # %% ../nbs/11_dvae.ipynb #e89f963e
 def _check_positive_int(obj, k):
@@ -441,10 +441,12 @@ def digit_accuracy(clf: nn.Module, split: str = 'test') -> float:
     return torch.cat([clf(c.to(dev)).argmax(1).cpu() for c in x.split(1000)]).eq(y).float().mean().item()
 
 # %% ../nbs/11_dvae.ipynb #9d94f8a4
+CLASSIFIER = 'mnist_digit_classifier.pt'
+
 def _classifier_paths():
-    import vidnb
-    repo = Path(vidnb.__file__).resolve().parent.parent / 'data' / 'mnist_digit_classifier.pt'
-    return [repo, cache_dir('weights', create=False) / 'mnist_digit_classifier.pt']
+    "Where the classifier is looked for: `vidnb.data.shipped_file`'s places (a clone's data/, a wheel's share/vidnb, the cache)."
+    from vidnb.data import _shipped_places
+    return [d / CLASSIFIER for d in _shipped_places()]
 
 def _load_classifier(path) -> DigitClassifier:
     m = DigitClassifier()
@@ -462,7 +464,7 @@ def digit_classifier(train_if_missing: bool = True) -> DigitClassifier:
         if p.exists(): return _load_classifier(p)
     if not train_if_missing:
         raise FileNotFoundError(f"no cached digit classifier in {[str(p) for p in _classifier_paths()]}")
-    return _save_classifier(train_digit_classifier(), _classifier_paths()[1])
+    return _save_classifier(train_digit_classifier(), _classifier_paths()[-1])
 
 def save_digit_classifier(path=None) -> Path:
     "Train the classifier and save its weights (default: the repository's `data/mnist_digit_classifier.pt`)."
