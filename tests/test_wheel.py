@@ -80,6 +80,9 @@ def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
     vidnb = venv / 'bin' / 'vidnb'
     info = json.loads(run([vidnb, 'info'], env, cwd=tmp_path))
     assert info['torch'] and all(p.startswith(str(venv)) for p in info['weights'].values()), info['weights']
+    for cmd in (['docs', '--out', str(tmp_path / 'site')], ['readme']):                       # need a clone: one line
+        r = subprocess.run([str(vidnb), *cmd], env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 2 and 'a clone of the vidnb repository' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     w = run([py, '-c', 'from vidnb.gmlr import weights_path, pretrained; print(weights_path("gray")); pretrained("gray")'], env, cwd=tmp_path).strip()
     assert w.startswith(str(venv)) and w.endswith('share/vidnb/gmlr_gray_mnist64.pt'), w
     # one chapter's smoke run from the installed package: GMLR on a Rotating MNIST digit with 80% missing pixels

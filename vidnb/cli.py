@@ -139,8 +139,9 @@ def main(argv=None) -> int:
     if argv and argv[0] in COMMANDS: return commands()[argv[0]](argv[1:]) or 0
     a = _parser().parse_args(argv)
     try: return _run(a)
-    except ValueError as e:
-        print(f'vidnb: {e}', file=sys.stderr)
+    except (ValueError, OSError) as e:
+        from vidnb.core import error_line
+        print(f'vidnb: {error_line(e)}', file=sys.stderr)
         return 2
 
 # %% ../nbs/09_cli.ipynb #f937c55b

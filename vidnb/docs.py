@@ -472,11 +472,15 @@ def _site_settings(nbs):
     w = (yaml.safe_load(p.read_text()) or {}).get('website', {}) if p.exists() else {}
     return dict(title=w.get('title', 'vidnb'), description=w.get('description', ''), repo=w.get('repo-url'))
 
+_NEED_CLONE = ("a clone of the vidnb repository (its nbs/ folder with _quarto.yml): run the command in a clone, or pass "
+               "--nbs DIR; an installed wheel holds the package, not the notebooks")
+
 def _default_nbs():
-    p = Path('nbs')
-    if (p / '_quarto.yml').exists(): return p
+    "./nbs, else the notebooks beside an editable install; a clear error where there are none (an installed wheel)."
     import vidnb
-    return Path(vidnb.__file__).resolve().parent.parent / 'nbs'
+    for p in (Path('nbs'), Path(vidnb.__file__).resolve().parent.parent / 'nbs'):
+        if (p / '_quarto.yml').exists(): return p
+    raise ValueError(f"nbs must be {_NEED_CLONE}, got no notebooks in ./nbs or beside {Path(vidnb.__file__).parent}")
 
 def site_notebooks(nbs=None):
     "The notebooks of the site: `index.ipynb`, the sidebar's, then the others of `nbs` not starting with `_`."
@@ -548,9 +552,13 @@ def cli(argv=None):
         '--nbs', default=None, help='the notebooks folder with _quarto.yml (default: ./nbs or the repository\'s)'
     )
     a = p.parse_args(argv)
-    pages = build_site(a.out, a.nbs)
-    print(f'{len(pages)} pages: {Path(a.out) / "index.html"}')
-    return 0
+    from vidnb.core import run_cli
+    def run():
+        if a.nbs is not None and not (Path(a.nbs) / '_quarto.yml').exists():
+            raise ValueError(f"--nbs must be a notebooks folder with _quarto.yml, got {a.nbs}")
+        pages = build_site(a.out, a.nbs)
+        print(f'{len(pages)} pages: {Path(a.out) / "index.html"}')
+    return run_cli('vidnb docs', run)
 
 # %% ../nbs/08_docs.ipynb #81a142cf
 def _nb_to_md(nb, rel='nbs/'):
@@ -568,6 +576,7 @@ def write_readme(nb_path=None, out=None) -> Path:
     "Write README.md from the index notebook (no Quarto needed); return its path."
     root = lambda: Path(__file__).resolve().parent.parent          # the repository of an editable install
     nb_path, out = Path(nb_path or root() / 'nbs' / 'index.ipynb'), Path(out or root() / 'README.md')
+    if not nb_path.is_file(): raise ValueError(f"nb_path must be the index notebook of {_NEED_CLONE}, got {nb_path}")
     txt = _nb_to_md(json.loads(nb_path.read_text()))
     if not out.exists() or out.read_text() != txt: out.write_text(txt)
     return out
