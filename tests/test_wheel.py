@@ -97,3 +97,15 @@ def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
     res = json.loads((tmp_path / 'rep' / 'results.json').read_text())
     assert res['chapters'] and not any(c.get('error') for c in res['chapters'].values()), res['chapters']
     assert (tmp_path / 'rep' / 'report.html').read_text().count('<section') >= 4
+
+
+def test_shipped_weights_found_after_pip_install_target(dist, tmp_path):
+    "`pip install --target DIR`: the package and its share/vidnb land in DIR; shipped_file finds the weights there."
+    wheel, _ = dist
+    target = tmp_path / 'lib'
+    run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(target), str(wheel)], timeout=600)
+    env = dict(os.environ, PYTHONPATH=str(target))
+    code = ("import vidnb; from vidnb.data import shipped_file; print(vidnb.__file__); "
+            "print(shipped_file('gmlr_gray_mnist64.pt')); print(shipped_file('mnist_digit_classifier.pt'))")
+    where, gray, clf = run([sys.executable, '-c', code], env, cwd=tmp_path).split()
+    assert where.startswith(str(target)) and gray.startswith(str(target)) and clf.startswith(str(target)), (where, gray)

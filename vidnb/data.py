@@ -241,10 +241,11 @@ def prepare(sources=None, verbose=True, deb_dir=None):
 
 # %% ../nbs/01_data.ipynb #3e1d8c27
 def _shipped_places():
-    "Where `shipped_file` looks, in order: a clone's `data/`, a wheel's `<prefix>/share/vidnb`, the weights cache."
-    import vidnb
-    return [Path(vidnb.__file__).resolve().parent.parent / 'data', Path(sys.prefix) / 'share' / 'vidnb',
-            cache_dir('weights', create=False)]
+    "Where `shipped_file` looks: a clone's `data/`, a wheel's `share/vidnb` (every pip scheme), the weights cache."
+    import vidnb, site
+    beside = Path(vidnb.__file__).resolve().parent.parent                 # a clone, or the folder of `pip --target`
+    share = [beside / 'share', Path(sys.prefix) / 'share', Path(site.getuserbase()) / 'share']   # --target, venv, --user
+    return [beside / 'data', *dict.fromkeys(d / 'vidnb' for d in share), cache_dir('weights', create=False)]
 
 def shipped_file(name, required=True):
     "Path of a file vidnb trained and ships (a clone's `data/`, a wheel's `share/vidnb`, else the cache), or None."
