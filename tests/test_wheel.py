@@ -92,6 +92,26 @@ def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
     m = json.loads((out_dir / 'metrics.json').read_text())
     assert m['steps'] == 40 and m['psnr'] > 12, m
     assert (out_dir / 'reconstruction.mp4').stat().st_size > 0
+    # a user's own files: a folder of gray frames (reconstructed with the gray generator), FID of two folders,
+    # and a training run continued with --resume; none of them may end in a traceback
+    from PIL import Image
+    import numpy as np
+    frames, other = tmp_path / 'frames', tmp_path / 'other'
+    for d, shift in ((frames, 0), (other, 7)):
+        d.mkdir()
+        for t in range(1, 11):
+            a = (np.add.outer(np.arange(64), np.arange(64)) * 2 + 9 * (t + shift)) % 256
+            Image.fromarray(a.astype(np.uint8)).save(d / f'frame{t}.png')
+    rec = subprocess.run([str(vidnb), 'gmlr', 'reconstruct', '--video', str(frames), '--steps', '3', '--quiet',
+                          '--out', str(tmp_path / 'mine')], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert rec.returncode == 0 and 'using the pretrained gray MNIST generator' in rec.stderr, rec.stderr
+    score = run([vidnb, 'fid', str(frames), str(other), '--quiet'], env, cwd=tmp_path)
+    assert float(score.strip().splitlines()[-1]) > 0
+    train = [vidnb, 'dvae', 'train', '--video', str(frames), '--out', str(tmp_path / 'tex'), '--quiet']
+    run([*train, '--steps', '2'], env, cwd=tmp_path)
+    again = subprocess.run(list(map(str, [*train, '--steps', '3'])), env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 2 and '--resume' in again.stderr and 'Traceback' not in again.stderr, again.stderr
+    assert json.loads(run([*train, '--steps', '3', '--resume'], env, cwd=tmp_path).strip().splitlines()[-1])['steps'] == 3
     # and the chapter-level smoke reproduction with its report
     run([vidnb, 'reproduce', 'core', '--out', str(tmp_path / 'rep')], env, timeout=1200, cwd=tmp_path)
     res = json.loads((tmp_path / 'rep' / 'results.json').read_text())

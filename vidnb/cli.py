@@ -112,20 +112,23 @@ def bench(names=(), out=None, verbose=True, registry=None) -> dict:
 
 # %% ../nbs/09_cli.ipynb #9790add7
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='vidnb', description='vidnb: generative models for video, as literate notebooks.')
+    from vidnb.core import HelpFormatter
+    p = argparse.ArgumentParser(prog='vidnb', description='vidnb: generative models for video, as literate notebooks.',
+                                formatter_class=HelpFormatter)
     sp = p.add_subparsers(dest='cmd', metavar='COMMAND')
     sp.add_parser('info', help='versions, device, data and weights present')
     dp = sp.add_parser('data', help='offline data sources')
     dp.add_argument('action', choices=['prepare', 'status'])
     dp.add_argument('--only', nargs='*', default=None, help='source names (default: all)')
-    rp = sp.add_parser('reproduce', help="run chapters' experiments and write report.html + results.json")
+    rp = sp.add_parser('reproduce', help="run chapters' experiments and write report.html + results.json",
+                       formatter_class=HelpFormatter)
     rp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
     rp.add_argument('--preset', default=None,
                     help="smoke or paper; default: 'paper' on a GPU, 'smoke' on a CPU ($VIDNB_PRESET overrides)")
-    rp.add_argument('--out', default='reproduce')
-    bp = sp.add_parser('bench', help="run chapters' benchmarks and write JSON")
-    bp.add_argument('chapters', nargs='*', metavar='CHAPTER')
-    bp.add_argument('--out', default='bench.json')
+    rp.add_argument('--out', default='reproduce', help='the report folder')
+    bp = sp.add_parser('bench', help="run chapters' benchmarks and write JSON", formatter_class=HelpFormatter)
+    bp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
+    bp.add_argument('--out', default='bench.json', help='the JSON file to write')
     sp.add_parser('readme', help='write README.md from nbs/index.ipynb (for developers)')
     own = dict(fid='FID of two sets: folders of images or videos, video files, saved statistics (vidnb fid --help)',
                fvd='FVD of two sets of videos, or saved statistics (vidnb fvd --help)')
