@@ -31,10 +31,10 @@ def test_dvae_paper_step():
     video = d.texture_video(128, 'foliage')[:, :, :4]                     # the paper's 128x128 texture network
     learn = d.train_texture(video, one, progress=False)
     assert learn.train_iter == 1 and learn.model.cfg.size == 128 and learn.model.cfg.width == 128 and _finite(learn.model)
-    for kind, size in (('salt_pepper:0.5', 64), ('rect:0.5', 128)):      # masked training at table 1's sizes
-        v = d.texture_video(size, 'foliage')[:, :, :4]
-        learn = d.train_texture(v, one, mask=d.make_mask(kind, v), progress=False)
-        assert learn.train_iter == 1 and learn.model.cfg.mask_channels > 0 and _finite(learn.model)
+    v = d.texture_video(64, 'foliage')[:, :, :4]                          # masked training at table 1's 64x64
+    learn = d.train_texture(v, one, mask=d.make_mask('salt_pepper:0.5', v), progress=False)
+    assert learn.train_iter == 1 and learn.model.cfg.mask_channels == 3 and _finite(learn.model)
+    # (the rectangle mask differs only in its one mask channel: tests/test_dvae.py trains it end to end)
 
 
 def test_stgconvnet_paper_step():
