@@ -587,6 +587,14 @@ class Run:
     resumed: bool = False
     args: dict = field(default_factory=dict)
     def __truediv__(self, name): return self.path / name
+    def continue_to(self, total: int, prog: str, flag: str = '--steps', unit: str = 'step', checkpoint='checkpoint.pt'):
+        "For a resumed run: its checkpoint's step, said on stderr; an error naming `flag` unless `total` is beyond it."
+        import sys
+        from vidnb.learner import load_checkpoint
+        done = int(load_checkpoint(self.path / checkpoint)['pos']['train_iter'])
+        if done >= total: _fail(flag, f"more than the checkpoint's {done} to continue it", total)
+        print(f'{prog}: resuming {self.path / checkpoint} at {unit} {done} of {total}', file=sys.stderr)
+        return done
 
 def _lock(d: Path, name: str):
     "Hold `d/.lock` (exclusive, non-blocking); an open file to close when done, or None where `fcntl` is missing."

@@ -1067,10 +1067,6 @@ def _run_args(a, p) -> dict:
     return dict(command='vidnb dvae train', video=str(Path(a.video).resolve()), frames=a.frames, gray=a.gray,
                 mask=a.mask, preset=a.preset, texture_size=p.texture_size, seed=a.seed, steps=a.steps)
 
-def _checkpoint_step(path) -> int:
-    from vidnb.learner import load_checkpoint
-    return int(load_checkpoint(path)['pos']['train_iter'])
-
 def _cli_train(a) -> dict:
     "`vidnb dvae train`: train (or, with `--resume`, continue) a DVAE on a video and write a preview; the run's numbers."
     if a.resume and a.force: raise ValueError("--resume and --force: choose one (continue the checkpoint, or start over)")
@@ -1079,11 +1075,7 @@ def _cli_train(a) -> dict:
         v = _read_train_video(a.video, p, a.frames, a.gray)
         mask = make_mask(a.mask, v, a.seed) if a.mask else None
         total = p.texture_budget.steps_for(v.shape[2] - 1, p.bs)
-        if run.resumed:
-            done = _checkpoint_step(run / 'checkpoint.pt')
-            if done >= total: raise ValueError(f"--steps must be more than the checkpoint's {done} to continue it, "
-                                               f"got {total}")
-            print(f'vidnb dvae: resuming {run / "checkpoint.pt"} at step {done} of {total}', file=sys.stderr)
+        if run.resumed: run.continue_to(total, 'vidnb dvae')
         learn = train_texture(v, p, mask, a.seed, progress=not a.quiet, out=run.path)
         m = learn.model.cpu().eval()
         write_frames(itertools.islice(rollout(m, m.start_state(), a.seed), 2 * v.shape[2]), run / 'preview.mp4')

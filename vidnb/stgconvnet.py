@@ -610,12 +610,7 @@ def _train_cmd(a):
     with run_folder(a.out, checkpoint='checkpoint.pt', args=_run_args(a), resume=a.resume, force=a.force,
                     may_change=('iters',)) as run:
         x, cfg = _observed(a)
-        if run.resumed:
-            done = int(load_checkpoint(run / 'checkpoint.pt')['pos']['train_iter'])
-            if done >= cfg.iters:
-                raise ValueError(f"--iters must be more than the checkpoint's {done} to continue it, got {cfg.iters}")
-            print(f'vidnb stgconvnet: resuming {run / "checkpoint.pt"} at iteration {done} of {cfg.iters}',
-                  file=sys.stderr)
+        if run.resumed: run.continue_to(cfg.iters, 'vidnb stgconvnet', '--iters', 'iteration')
         t0 = time.time()
         learn = train(x, cfg, out=run.path, every=a.every, resume=run.resumed, seed=a.seed, progress=not a.quiet)
         syn = _write_run(run.path, x, learn, cfg)

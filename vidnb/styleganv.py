@@ -979,11 +979,7 @@ def _train(a) -> dict:
               if rank == 0 else contextlib.nullcontext(Run(Path(a.out))))
     with folder as run:
         vids = _load_data(a.data, p)
-        if run.resumed:
-            done = int(load_checkpoint(run / 'checkpoint.pt')['pos']['train_iter'])
-            if done >= p.train.steps:
-                raise ValueError(f"--steps must be more than the checkpoint's {done} to continue it, got {p.train.steps}")
-            print(f'vidnb styleganv: resuming {run / "checkpoint.pt"} at step {done} of {p.train.steps}', file=sys.stderr)
+        if run.resumed: run.continue_to(p.train.steps, 'vidnb styleganv')
         learn = train_gan(vids, p.model, p.train, out=run.path, progress=not a.quiet and rank == 0, seed=a.seed)
         if rank: return dict(rank=rank, steps=learn.train_iter)
         prev = write_generated(learn.G_ema.cpu(), run / 'preview.mp4', 64)
