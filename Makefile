@@ -2,10 +2,13 @@
 #   make reproduce   install vidnb and its offline data, then reproduce every chapter at CPU scale (report in reproduce/)
 #   make test        install, then run every check CI runs (notebooks clean and exported, nbdev-test, pytest)
 # On a machine with a GPU, pick your torch build: `make reproduce TORCH=torch PRESET=paper`.
+# On a CPU machine whose index serves the CUDA build (PyPI on Linux), take the CPU one:
+#   `make test TORCH=torch TORCH_INDEX=https://download.pytorch.org/whl/cpu` (what .github/workflows/test.yml runs).
 # Some chapters: `make reproduce CHAPTERS="gmlr dvae" PRESET=cpu` (the papers' sample sizes on a CPU).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 PRESET ?= smoke
 OUT ?= reproduce
 CHAPTERS ?=
@@ -14,7 +17,7 @@ CHAPTERS ?=
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e '.[dev,metrics,docs]'
 	$(VENV)/bin/vidnb data prepare
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \

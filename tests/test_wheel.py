@@ -3,8 +3,13 @@
 1. `pip install vidnb`: `python -m build` makes a wheel and an sdist; the wheel holds the package and the files
    trained here (as data files under `<prefix>/share/vidnb`), and no tests or notebooks. Installed into a clean venv
    (not editable), `vidnb info`, the shipped weights and one chapter's smoke reproduction work.
-2. Colab/Kaggle: a chapter notebook's first code cell installs vidnb when it is missing. We run that very cell, taken
-   from the notebook, in a fresh venv that has torch but no vidnb, with `VIDNB_PIP` pointing at the local wheel.
+2. Colab/Kaggle: a chapter notebook's first code cell installs the vidnb version it was written with when vidnb is
+   missing. We run those very cells, taken from the notebooks, in a fresh venv that has torch but no vidnb:
+   - with the built wheel's folder as a package index (`PIP_FIND_LINKS`), a stand-in for PyPI after a release: the
+     pinned `vidnb[metrics]==<version>` installs from it; then every notebook's first cell and one training step of
+     each paper chapter's `smoke` preset run there (`tests/release_check.py first-cells`, as the release workflow);
+   - with the real package index, which has no vidnb: the cell falls back to the repository's tag `v<version>`,
+     here a local clone given by `VIDNB_REPO` (no network to the repository host is needed).
 
 The venv gets torch from `$VIDNB_TEST_TORCH` (default `torch==2.13.0`, the CPU build on this machine's disk) and
 everything else from the package registry, as a user's machine would. The offline data cache is shared through
@@ -13,6 +18,8 @@ everything else from the package registry, as a user's machine would. The offlin
 import json, os, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
+
+pytestmark = pytest.mark.xdist_group('wheel')      # one worker builds the wheel and the venv once for all tests here
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH = os.environ.get('VIDNB_TEST_TORCH', 'torch==2.13.0')
@@ -54,26 +61,28 @@ def venv(tmp_path_factory):
     d = tmp_path_factory.mktemp('venv') / 'env'
     run([sys.executable, '-m', 'venv', str(d)])
     py = d / 'bin' / 'python'
-    run([py, '-m', 'pip', 'install', '-q', TORCH])
+    run([py, '-m', 'pip', 'install', '-q', *TORCH.split()])
     return d
 
 
-def first_code_cell(nb):
-    cells = json.loads((ROOT / 'nbs' / nb).read_text())['cells']
-    return next(''.join(c['source']) for c in cells if c['cell_type'] == 'code')
+def index_with(*dirs):
+    "PIP_FIND_LINKS of this machine's pip plus `dirs`: a package index holding the built wheel."
+    return ' '.join([*os.environ.get('PIP_FIND_LINKS', '').split(), *map(str, dirs)])
 
 
-def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
+def test_colab_first_cells_install_the_pinned_wheel_then_chapters_train(dist, venv, tmp_path):
     wheel, _ = dist
-    py, env = venv / 'bin' / 'python', dict(os.environ, VIDNB_PIP=f'{wheel}[metrics]', OMP_NUM_THREADS='1')
-    env.pop('PYTHONPATH', None)
+    py = venv / 'bin' / 'python'
+    env = dict(os.environ, PIP_FIND_LINKS=index_with(wheel.parent), OMP_NUM_THREADS='1')
+    for k in ('PYTHONPATH', 'VIDNB_PIP', 'VIDNB_REPO'): env.pop(k, None)
     check = [py, '-c', 'import importlib.util; print(importlib.util.find_spec("vidnb") is None)']
     assert run(check, env, cwd=tmp_path).strip() == 'True'                                   # no vidnb yet
-    cell = first_code_cell('10_gmlr.ipynb')
-    assert 'VIDNB_PIP' in cell and cell.startswith('#| hide')
-    script = tmp_path / 'first_cell.py'; script.write_text(cell)
-    out = run([py, str(script)], env, timeout=1200, cwd=tmp_path)
-    assert "preset 'smoke'" in out and 'vidnb on cpu' in out, out
+    version = wheel.name.split('-')[1]
+    out = run([py, str(ROOT / 'tests' / 'release_check.py'), 'first-cells'], env, timeout=1800, cwd=tmp_path)
+    lines = out.splitlines()
+    assert lines[0].startswith('ok   00_core.ipynb') and f'installed vidnb[metrics]=={version}' in lines[0], out
+    assert sum(l.startswith('ok   ') for l in lines) == len(lines) >= 14 + 4, out                # every cell, every step
+    assert all(f"vidnb {version} on cpu, preset 'smoke'" in l for l in lines if '.ipynb' in l), out
     # installed from the wheel, not from this clone, and not editable
     loc = run([py, '-c', 'import vidnb; print(vidnb.__file__)'], env, cwd=tmp_path).strip()
     assert str(venv) in loc and str(ROOT) not in loc, loc
@@ -117,6 +126,30 @@ def test_colab_first_cell_installs_vidnb_then_wheel_works(dist, venv, tmp_path):
     res = json.loads((tmp_path / 'rep' / 'results.json').read_text())
     assert res['chapters'] and not any(c.get('error') for c in res['chapters'].values()), res['chapters']
     assert (tmp_path / 'rep' / 'report.html').read_text().count('<section') >= 4
+
+
+def test_colab_first_cell_falls_back_to_the_repository_tag(venv, tmp_path):
+    """The package index has no vidnb (true of PyPI today): the first cell installs the repository's tag v<version>.
+    The repository is a local clone of this one (`VIDNB_REPO`), tagged here, so no network to GitHub is needed."""
+    sys.path.insert(0, str(ROOT / 'tests'))
+    from release_check import version, first_code_cell
+    v = version()
+    py = venv / 'bin' / 'python'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    for k in ('PYTHONPATH', 'VIDNB_PIP'): env.pop(k, None)
+    subprocess.run([py, '-m', 'pip', 'uninstall', '-q', '-y', 'vidnb'], env=env, capture_output=True)   # if installed
+    repo = tmp_path / 'repo'
+    run(['git', 'clone', '-q', str(ROOT), str(repo)])
+    run(['git', '-C', str(repo), 'tag', f'v{v}'])
+    env['VIDNB_REPO'] = f'file://{repo}'
+    script = tmp_path / 'first_cell.py'; script.write_text(first_code_cell(ROOT / 'nbs' / '10_gmlr.ipynb'))
+    r = subprocess.run([py, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f'could not install vidnb[metrics]=={v}' in r.stderr, r.stderr                       # not on the index
+    assert f'installed vidnb[metrics] @ git+file://{repo}@v{v}' in r.stdout, r.stdout            # so the tag
+    assert f"vidnb {v} on cpu, preset 'smoke'" in r.stdout, r.stdout
+    loc = run([py, '-c', 'import vidnb; print(vidnb.__file__)'], env, cwd=tmp_path).strip()
+    assert str(venv) in loc and str(ROOT) not in loc and str(repo) not in loc, loc              # installed, not a path
 
 
 def test_shipped_weights_found_after_pip_install_target(dist, tmp_path):

@@ -124,12 +124,14 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=HelpFormatter)
     rp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
     rp.add_argument('--preset', default=None,
-                    help="smoke or paper; default: 'paper' on a GPU, 'smoke' on a CPU ($VIDNB_PRESET overrides)")
+                    help="smoke, cpu or paper; default: 'paper' on a GPU, 'smoke' on a CPU ($VIDNB_PRESET overrides)")
     rp.add_argument('--out', default='reproduce', help='the report folder')
     bp = sp.add_parser('bench', help="run chapters' benchmarks and write JSON", formatter_class=HelpFormatter)
     bp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
     bp.add_argument('--out', default='bench.json', help='the JSON file to write')
     sp.add_parser('readme', help='write README.md from nbs/index.ipynb (for developers)')
+    ip = sp.add_parser('install-cells', help="pin every notebook's first cell to this vidnb's version (for developers)")
+    ip.add_argument('--version', default=None, help="the version to pin (default: vidnb.__version__)")
     own = dict(fid='FID of two sets: folders of images or videos, video files, saved statistics (vidnb fid --help)',
                fvd='FVD of two sets of videos, or saved statistics (vidnb fvd --help)')
     for name in COMMANDS:
@@ -172,11 +174,16 @@ def _readme(a) -> int:
     print(write_readme())
     return 0
 
+def _install_cells(a) -> int:
+    from vidnb.docs import install_cells
+    for p in install_cells(version=a.version): print(p)
+    return 0
+
 def _run(a) -> int:
     if a.cmd == 'info':
         print(json.dumps(info(), indent=1, default=str))
         return 0
-    run = dict(data=_data, reproduce=_reproduce, bench=_run_bench, readme=_readme).get(a.cmd)
+    run = dict(data=_data, reproduce=_reproduce, bench=_run_bench, readme=_readme, **{'install-cells': _install_cells}).get(a.cmd)
     if run: return run(a)
     _parser().print_help()
     return 0

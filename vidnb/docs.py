@@ -10,9 +10,9 @@ import ast, argparse, html, json, re, shutil, textwrap
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['page_name', 'read_sidebar', 'tex_to_mathml', 'Lookup', 'highlight', 'md_to_html', 'doc_card', 'output_html',
-           'directives', 'code_cell_html', 'notebook_html', 'page_html', 'site_notebooks', 'build_site', 'cli',
-           'write_readme']
+__all__ = ['REPO', 'page_name', 'read_sidebar', 'tex_to_mathml', 'Lookup', 'highlight', 'md_to_html', 'doc_card', 'output_html',
+           'directives', 'code_cell_html', 'notebook_html', 'open_links', 'page_html', 'site_notebooks', 'build_site',
+           'cli', 'write_readme', 'install_cell', 'install_cells']
 
 # %% ../nbs/08_docs.ipynb #82c392b0
 def _need(mod, pip):
@@ -402,10 +402,22 @@ def _toc_html(toc):
     items = ''.join(f'<li class="l{l}"><a href="#{i}">{html.escape(t)}</a></li>' for l, i, t in toc)
     return f'<nav class="toc" aria-label="on this page"><h2>On this page</h2><ul>{items}</ul></nav>'
 
-def page_html(title, desc, body, sidebar, site):
-    "A whole page: head, top bar, sidebar, header, body, table of contents."
+def open_links(nb, repo, branch='main'):
+    "`[(name, url)]`: notebook `nb` of GitHub repository `repo` opened in Colab and Kaggle, and its source."
+    m = re.fullmatch(r'https://github\.com/([\w.-]+/[\w.-]+?)/?', repo or '')
+    if not m: return []
+    src = f'github.com/{m[1]}/blob/{branch}/nbs/{nb}'
+    return [('Colab', f'https://colab.research.google.com/{src.replace("github.com/", "github/", 1)}'),
+            ('Kaggle', f'https://kaggle.com/kernels/welcome?src=https://{src}'), ('GitHub', f'https://{src}')]
+
+def page_html(title, desc, body, sidebar, site, nb=None):
+    "A whole page: head, top bar, sidebar, header (with `open_links` of notebook `nb`), body, table of contents."
     t = html.escape(title if title == site['title'] else f"{title} – {site['title']}")
     d = f'<div class="description">{md_to_html(desc)}</div>' if desc else ''
+    links = open_links(nb, site.get('repo'), site.get('branch') or 'main') if nb and nb != 'index.ipynb' else []
+    if links:
+        d += ('<p class="open-in">Open this notebook in ' + ' · '.join(
+            f'<a href="{html.escape(u)}">{n}</a>' for n, u in links[:-1]) + f' (<a href="{html.escape(links[-1][1])}">source</a>)</p>')
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -470,7 +482,8 @@ def _site_settings(nbs):
     yaml = _need('yaml', 'pyyaml')
     p = Path(nbs) / 'nbdev.yml'
     w = (yaml.safe_load(p.read_text()) or {}).get('website', {}) if p.exists() else {}
-    return dict(title=w.get('title', 'vidnb'), description=w.get('description', ''), repo=w.get('repo-url'))
+    return dict(title=w.get('title', 'vidnb'), description=w.get('description', ''), repo=w.get('repo-url'),
+                branch=w.get('repo-branch', 'main'))
 
 _NEED_CLONE = ("a clone of the vidnb repository (its nbs/ folder with _quarto.yml): run the command in a clone, or pass "
                "--nbs DIR; an installed wheel holds the package, not the notebooks")
@@ -534,7 +547,7 @@ def build_site(out, nbs=None, lookup=None, only=None):
     for nb in (only or listed):
         page, name = _Page(lookup), page_name(nb)
         title, desc, body = notebook_html(books[nb], page, root, site['repo'])
-        html_ = page_html(title, desc, body, _sidebar_html(sidebar, titles, name), site)
+        html_ = page_html(title, desc, body, _sidebar_html(sidebar, titles, name), site, nb)
         pages.append(_write_page(out, name, html_.replace('{toc}', _toc_html(page.toc))))
         images.update(page.images)
         index += _search_entries(name, title, body)
@@ -580,3 +593,52 @@ def write_readme(nb_path=None, out=None) -> Path:
     txt = _nb_to_md(json.loads(nb_path.read_text()))
     if not out.exists() or out.read_text() != txt: out.write_text(txt)
     return out
+
+# %% ../nbs/08_docs.ipynb #196a0a5a
+_INSTALL_CELL = """#| hide
+# Colab or Kaggle: when vidnb is missing, install the version this chapter was written with, then its offline data.
+import importlib, importlib.util, os, shlex, subprocess, sys
+VIDNB_VERSION = '{version}'
+def install_vidnb(version=VIDNB_VERSION, run=subprocess.run, env=os.environ):
+    "pip-install vidnb[metrics]==version, else the repository's tag v<version>; $VIDNB_PIP (pip arguments) replaces both."
+    repo = env.get('VIDNB_REPO', '{repo}')
+    tries = ([shlex.split(env['VIDNB_PIP'])] if env.get('VIDNB_PIP') else
+             [[f'vidnb[metrics]=={{version}}'], [f'vidnb[metrics] @ git+{{repo}}@v{{version}}']])
+    for args in tries:
+        if run([sys.executable, '-m', 'pip', 'install', '-q', *args], env={{**env, 'GIT_TERMINAL_PROMPT': '0'}}).returncode == 0:
+            print('installed', *args)
+            return args
+        print('could not install', *args, file=sys.stderr)
+    raise RuntimeError(f'vidnb {{version}} is neither on the package index nor tagged at {{repo}}: set VIDNB_PIP to pip arguments')
+if importlib.util.find_spec('vidnb') is None:
+    install_vidnb()
+    importlib.invalidate_caches()
+    subprocess.run([sys.executable, '-m', 'vidnb.cli', 'data', 'prepare'], check=True, stdout=subprocess.DEVNULL)
+import vidnb
+from vidnb.core import default_device, default_preset
+print(f'vidnb {{vidnb.__version__}} on {{default_device()}}, preset {{default_preset()!r}}'
+      + ('' if vidnb.__version__ == VIDNB_VERSION else f' (this chapter was written with vidnb {{VIDNB_VERSION}})'))"""
+
+REPO = 'https://github.com/vidnb/vidnb'
+
+def install_cell(version=None, repo=REPO) -> str:
+    "The first code cell of every notebook: install `vidnb[metrics]==version` (default: this vidnb's) when it is missing."
+    from vidnb import __version__
+    version = version or __version__
+    if not re.fullmatch(r'\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?', version):
+        raise ValueError(f'version must be a release version such as 0.2.0, got {version!r}')
+    return _INSTALL_CELL.format(version=version, repo=repo)
+
+def install_cells(nbs=None, version=None) -> list:
+    "Make `install_cell(version)` the first code cell of every notebook of `nbs` that has one; the notebooks changed."
+    nbs, want, changed = Path(nbs) if nbs is not None else _default_nbs(), install_cell(version).splitlines(True), []
+    for p in sorted(nbs.glob('[!_.]*.ipynb')):
+        book = json.loads(p.read_text())
+        first = next((c for c in book['cells'] if c['cell_type'] == 'code'), None)
+        if first is None or 'install_vidnb' not in _text(first['source']) and 'VIDNB_PIP' not in _text(first['source']):
+            continue                                                     # not a chapter with an install cell
+        if first['source'] == want: continue
+        first['source'] = want
+        _write_page(p.parent, p.name, json.dumps(book, sort_keys=True, indent=1, ensure_ascii=False) + '\n')
+        changed.append(p)
+    return changed
