@@ -271,7 +271,7 @@ def _real_report(out):
     "A report from a real small computation: PSNR of a colour-wheel-like clip under noise, its frames, the clip, a sound."
     import numpy as np, torch
     from vidnb.core import show_frames
-    from vidnb.report import Report, write_reports
+    from vidnb.report import Estimate, Report, write_reports
     t = torch.arange(8.)[:, None, None]; y = torch.linspace(0, 1, 32)[:, None]; x = torch.linspace(0, 1, 32)
     v = torch.stack([torch.sin(2 * np.pi * (x + y / 2) + t / 2 + 2.1 * c) for c in range(3)])[None] * 0.9  # (1,3,8,32,32)
     g = torch.Generator().manual_seed(0)
@@ -280,9 +280,14 @@ def _real_report(out):
         noisy = (v + sigma * torch.randn(v.shape, generator=g)).clamp(-1, 1)
         mse = ((noisy - v) ** 2 / 4).mean().item()
         rows.append(dict(sigma=sigma, mse=mse, psnr=10 * np.log10(1 / mse)))
-    r = Report('PSNR under noise', out / 'toy', 'smoke', module='tests', seconds=0.1)
+    r = Report('PSNR under noise', out / 'toy', 'cpu', module='tests', seconds=0.1)
     r.add_text('Noise of standard deviation sigma on a smooth clip.')
     r.add_table('PSNR', rows)
+    draws = []
+    for seed in range(3):                                             # a claim over 3 noise draws: 36.5 dB expected
+        n = 0.03 * torch.randn(v.shape, generator=torch.Generator().manual_seed(seed))
+        draws.append(10 * np.log10(4 / (n ** 2).mean().item()))
+    r.add_claim('PSNR above 30 dB at sigma 0.03', Estimate(draws), 30., unit='dB', setting='3 noise draws')
     r.results = dict(rows=rows)
     r.add_figure(show_frames(v, n=4), 'frames.png', 'frames')
     r.add_video(v, 'clip.mp4', 'clip', fps=4)
@@ -311,9 +316,11 @@ def _open_report(browser, report, shot):
 
 def test_report_in_browser(tmp_path, browser, shots):
     s = _open_report(browser, _real_report(tmp_path / 'rep'), shots / 'report.png')
-    assert (s['img'], s['table'], s['video'], s['audio']) == (1, 3, 1, 1), s          # settings + summary + the chapter's table
+    assert (s['img'], s['table'], s['video'], s['audio']) == (1, 5, 1, 1), s   # scorecard, settings, summary; the chapter's claims, its table
+    first = browser.js("document.querySelector('table caption').textContent")
+    assert first.startswith('Scorecard') and '1 reproduced' in first, first            # the scorecard comes first
     c = _open_report(browser, tmp_path / 'rep' / 'toy.html', shots / 'report-toy-page.png')  # the chapter's own page
-    assert (c['img'], c['table'], c['video'], c['audio']) == (1, 1, 1, 1), c
+    assert (c['img'], c['table'], c['video'], c['audio']) == (1, 2, 1, 1), c           # its claims and its table
 
 
 def test_reproduce_core_report_in_browser(tmp_path, browser, shots):

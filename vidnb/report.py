@@ -12,10 +12,10 @@ from functools import cached_property
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['INTERVALS', 'VERDICTS', 'MEDIA_KINDS', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset', 'Estimate',
-           'versus', 'difference', 'describe_gap', 'format_cell', 'Table', 'Media', 'Report', 'chapter_folder',
-           'save_figure', 'markdown_html', 'validate_results', 'results_json', 'html_page', 'write_reports',
-           'run_chapter', 'check_chapter']
+__all__ = ['INTERVALS', 'VERDICTS', 'OUTCOMES', 'MEDIA_KINDS', 'SMOKE', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset',
+           'Estimate', 'versus', 'difference', 'describe_gap', 'Claim', 'verdict_counts', 'format_cell', 'Table',
+           'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure', 'markdown_html', 'validate_results',
+           'results_json', 'html_page', 'write_reports', 'run_chapter', 'check_chapter']
 
 # %% ../nbs/07_report.ipynb #0628d2a0
 def pick_preset(presets: dict, name: str, **overrides):
@@ -113,6 +113,64 @@ def describe_gap(d: Estimate, unit: str = '', fmt: str = '.2f') -> str:
     "A paired difference in words: its estimate and whether its interval lies above 0, below 0, or across 0."
     v = versus(d, 0)
     return f"{d:{fmt}}{' ' + unit if unit else ''}, " + ('not resolved at this n' if v == 'not resolved' else f'{v} 0')
+
+# %% ../nbs/07_report.ipynb #bc672390
+OUTCOMES = ('reproduced', 'not resolved at this n', 'not reproduced')
+
+@dataclass(frozen=True)
+class Claim:
+    "A paper's claim as a chapter rebuilds it: ours (an `Estimate`) against the paper's number, or against 0 for an ordering."
+    claim: str                      # what the paper says, in words (where: table, figure, section)
+    ours: Estimate                  # our estimate; for an ordering, the paired difference A - B
+    paper: float | None = None      # the paper's number; None: an ordering, ours is compared with 0
+    better: str = 'higher'          # 'higher' or 'lower': which way reaches the claim
+    tolerance: float = 0.           # how far short of `paper` still reproduces it (shown with the claim)
+    unit: str = ''
+    setting: str = ''               # what ours was measured at: preset, steps, sample sizes
+
+    def __post_init__(self):
+        if not isinstance(self.ours, Estimate): raise ValueError(f"ours must be an Estimate, got {type(self.ours).__name__}")
+        if self.better not in ('higher', 'lower'): raise ValueError(f"better must be 'higher' or 'lower', got {self.better!r}")
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
+            raise ValueError(f"tolerance must be a number >= 0, got {self.tolerance!r}")
+        if self.paper is not None and not math.isfinite(self.paper): raise ValueError(f"paper must be a finite number or None, got {self.paper!r}")
+
+    @property
+    def target(self) -> float:
+        "The number the interval is compared with: the paper's (or 0) moved by the tolerance the claim allows."
+        ref = 0. if self.paper is None else float(self.paper)
+        return ref - self.tolerance if self.better == 'higher' else ref + self.tolerance
+
+    @property
+    def verdict(self) -> str:
+        "'reproduced', 'not resolved at this n' or 'not reproduced', from where the 95 % interval lies (`versus`)."
+        v = versus(self.ours, self.target)
+        if v == 'not resolved': return OUTCOMES[1]
+        return OUTCOMES[0] if (v == 'above') == (self.better == 'higher') else OUTCOMES[2]
+
+    def row(self, fmt: str = '.4g') -> dict:
+        "The claim as a scorecard row."
+        tol = f' (tolerance {self.tolerance:g})' if self.tolerance else ''
+        paper = ('A − B ' + ('> 0' if self.better == 'higher' else '< 0')) if self.paper is None else format(self.paper, fmt)
+        return dict(claim=self.claim, paper=paper + tol + (f' {self.unit}' if self.unit else ''),
+                    ours=format(self.ours, fmt) + (f' {self.unit}' if self.unit else ''), setting=self.setting,
+                    verdict=self.verdict)
+
+    def to_json(self) -> dict:
+        return dict(claim=self.claim, ours=self.ours.to_json(), paper=self.paper, better=self.better,
+                    tolerance=self.tolerance, unit=self.unit, setting=self.setting, target=self.target,
+                    verdict=self.verdict)
+
+    @staticmethod
+    def from_json(d: dict) -> 'Claim':
+        return Claim(d['claim'], Estimate.from_json(d['ours']), d.get('paper'), d.get('better', 'higher'),
+                     d.get('tolerance', 0.), d.get('unit', ''), d.get('setting', ''))
+
+def verdict_counts(claims) -> dict:
+    "How many of `claims` have each verdict, in the order of `OUTCOMES`."
+    n = {o: 0 for o in OUTCOMES}
+    for c in claims: n[c.verdict] += 1
+    return n
 
 # %% ../nbs/07_report.ipynb #a8ab5d4e
 def format_cell(v, fmt: str = '.4g') -> str:
@@ -212,9 +270,28 @@ class Report:
     module: str = ''
     seconds: float | None = None
     error: str | None = None
+    claims: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.out is not None: self.out = Path(self.out)
+
+# %% ../nbs/07_report.ipynb #a0312b2b
+SMOKE = 'smoke'
+
+def scorecard(reports: dict, fmt: str = '.4g') -> Table:
+    "One row per claim of `reports` (name -> Report); a smoke run's rows are labelled a code check, not counted."
+    rows, counted = [], []
+    for name, r in reports.items():
+        for c in r.claims:
+            row = dict(chapter=name, **c.row(fmt))
+            if r.preset == SMOKE: row['verdict'] = 'code check (smoke preset): not a result'
+            else: counted.append(c)
+            rows.append(row)
+    n = verdict_counts(counted)
+    summary = ', '.join(f'{v} {k}' for k, v in n.items())
+    cap = f'Scorecard: which claims of the papers hold ({summary}; {len(counted)} claims'
+    cap += f', and {len(rows) - len(counted)} smoke-preset code checks)' if len(rows) > len(counted) else ')'
+    return Table(cap, rows, fmt)
 
 # %% ../nbs/07_report.ipynb #a98be714
 def chapter_folder(out, chapter: str) -> Path:
@@ -245,7 +322,13 @@ def _add_file(self, path, caption: str = '') -> Media:
     self.media.append(Media(path, caption))
     return self.media[-1]
 
+def _add_claim(self, claim: str, ours, paper=None, **kw) -> Claim:
+    "Append a `Claim` of the paper (`kw`: `better`, `tolerance`, `unit`, `setting`); it goes to the scorecard."
+    self.claims.append(Claim(claim, ours, paper, **kw))
+    return self.claims[-1]
+
 Report.folder, Report.add_text, Report.add_table, Report.add_file = _folder, _add_text, _add_table, _add_file
+Report.add_claim = _add_claim
 
 # %% ../nbs/07_report.ipynb #9eb42026
 def save_figure(fig, path, dpi: int = 80) -> Path:
@@ -285,6 +368,7 @@ def _report_markdown(self, root=None, links: bool = True) -> str:
     if self.error: parts.append(f'```\n{self.error}\n```')
     parts += [self.text] if self.text else []
     parts += [t.to_markdown() for t in self.tables]
+    if self.claims: parts.append(scorecard({self.module.split('.')[-1] or self.title: self}).to_markdown())
     link = lambda m: f'{"!" if m.kind == "image" else ""}[{m.caption or m.path.name}]({_media_path(m, root)})'
     item = lambda m: f'- {m.kind} `{m.path.name}`: {m.caption}'
     parts += [link(m) for m in self.media] if links else ['\n'.join(item(m) for m in self.media)] * bool(self.media)
@@ -317,7 +401,9 @@ def _report_html(self, name: str = '') -> str:
              f'<p class="meta">module {e(self.module)} · preset {e(self.preset)}{secs}</p>']
     if self.error: parts.append(f'<div class="error">{e(self.error)}</div>')
     if self.text: parts.append(markdown_html(self.text))
-    parts += [t.to_html() for t in self.tables] + [_media_html(m) for m in self.media]
+    parts += [t.to_html() for t in self.tables]
+    if self.claims: parts.append(scorecard({name or self.title: self}).to_html())
+    parts += [_media_html(m) for m in self.media]
     return '\n'.join(parts) + '</section>'
 
 Report.to_html = _report_html
@@ -328,7 +414,8 @@ def _report_to_json(self, root=None) -> dict:
     return dict(title=self.title, module=self.module, preset=self.preset, seconds=self.seconds, error=self.error,
                 text=self.text, tables=[t.to_json() for t in self.tables],
                 media=[dict(path=_media_path(m, root), caption=m.caption, kind=m.kind) for m in self.media],
-                results=_finite(json.loads(json.dumps(self.results, default=_json_default))))
+                results=_finite(json.loads(json.dumps(self.results, default=_json_default))),
+                claims=[c.to_json() for c in self.claims])
 
 def _finite(o):
     "`o` with every nan or infinite float replaced by None: `results.json` is strict JSON, which has neither."
@@ -349,7 +436,7 @@ def _report_from_json(d: dict, root=None) -> Report:
     root = Path(root) if root is not None else Path('.')
     return Report(d['title'], None, d.get('preset', ''), d.get('text', ''), [Table.from_json(t) for t in d['tables']],
                   [Media(root / m['path'], m.get('caption', '')) for m in d.get('media', [])], d.get('results', {}),
-                  d.get('module', ''), d.get('seconds'), d.get('error'))
+                  d.get('module', ''), d.get('seconds'), d.get('error'), [Claim.from_json(c) for c in d.get('claims', [])])
 
 Report.to_json, Report.from_json = _report_to_json, staticmethod(_report_from_json)
 
@@ -369,19 +456,25 @@ _MEDIA = {'type': 'object', 'required': ['path', 'caption', 'kind'],
           'properties': {'path': {'type': 'string'}, 'caption': {'type': 'string'},
                          'kind': {'enum': sorted(set(MEDIA_KINDS.values()))}}}
 _STR = {'type': 'string'}
+_CLAIM = {'type': 'object', 'additionalProperties': False,
+          'required': ['claim', 'ours', 'paper', 'better', 'tolerance', 'unit', 'setting', 'target', 'verdict'],
+          'properties': {'claim': _STR, 'ours': {'$ref': '#/$defs/estimate'}, 'paper': _NUM,
+                         'better': {'enum': ['higher', 'lower']}, 'tolerance': {'type': 'number', 'minimum': 0},
+                         'unit': _STR, 'setting': _STR, 'target': {'type': 'number'}, 'verdict': {'enum': list(OUTCOMES)}}}
 _CHAPTER = {'type': 'object',
             'required': ['title', 'module', 'preset', 'seconds', 'error', 'text', 'tables', 'media', 'results'],
             'properties': {'title': _STR, 'module': _STR, 'preset': _STR, 'seconds': _NUM,
                            'error': {'type': ['string', 'null']}, 'text': _STR, 'results': {'type': 'object'},
                            'tables': {'type': 'array', 'items': {'$ref': '#/$defs/table'}},
-                           'media': {'type': 'array', 'items': {'$ref': '#/$defs/media'}}}}
+                           'media': {'type': 'array', 'items': {'$ref': '#/$defs/media'}},
+                           'claims': {'type': 'array', 'items': {'$ref': '#/$defs/claim'}}}}
 RESULTS_SCHEMA = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
     '$id': 'https://vidnb.github.io/vidnb/results.schema.json',
     'title': 'vidnb results.json', 'type': 'object', 'required': ['schema', 'settings', 'chapters'],
     'properties': {'schema': {'const': 'vidnb-results/1'}, 'settings': {'type': 'object'},
                    'chapters': {'type': 'object', 'additionalProperties': {'$ref': '#/$defs/chapter'}}},
-    '$defs': {'estimate': ESTIMATE_SCHEMA, 'table': _TABLE, 'media': _MEDIA, 'chapter': _CHAPTER}}
+    '$defs': {'estimate': ESTIMATE_SCHEMA, 'table': _TABLE, 'media': _MEDIA, 'claim': _CLAIM, 'chapter': _CHAPTER}}
 
 def validate_results(d: dict) -> dict:
     "Check a `results.json` object against `RESULTS_SCHEMA`; raise ValueError naming the first place that fails."
@@ -472,10 +565,10 @@ def _summary_html(reports: dict, settings: dict) -> str:
     nav = ' · '.join(f'<a href="{html.escape(n)}.html">{html.escape(r.title)}</a>' for n, r in reports.items())
     bad = [n for n, r in reports.items() if r.error]
     fail = f'<p class="bad">failed: {html.escape(", ".join(bad))}</p>' if bad else ''
-    return st.to_html() + ch.to_html() + fail + f'<nav>{nav}</nav>'
+    return scorecard(reports).to_html() + st.to_html() + ch.to_html() + fail + f'<nav>{nav}</nav>'
 
 def write_reports(reports: dict, out, settings: dict | None = None) -> Path:
-    "Write `report.html`, `<name>.html` per chapter, `results.json` and `results.schema.json` to `out`; atomic."
+    "Write `report.html`, `<name>.html` per chapter, `results.json`, its schema and `scorecard.md` to `out`; atomic."
     from vidnb.core import atomic_path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -488,6 +581,7 @@ def write_reports(reports: dict, out, settings: dict | None = None) -> Path:
     files['report.html'] = html_page('vidnb reproduction report',
                                      f'<h1>vidnb reproduction report</h1>{_summary_html(reports, settings)}{body}')
     files['results.json'] = json.dumps(res, indent=1, allow_nan=False)
+    files['scorecard.md'] = scorecard(reports).to_markdown()
     files['results.schema.json'] = json.dumps(RESULTS_SCHEMA, indent=1)
     for name, text in files.items():
         with atomic_path(out / name) as t: t.write_text(text)
