@@ -4,9 +4,10 @@ import json
 from dataclasses import replace
 import pytest
 from vidnb.cli import chapters
-from vidnb.report import Report, check_chapter, pick_preset, results_json, validate_results, write_reports
+from vidnb.report import OUTCOMES, Report, check_chapter, pick_preset, results_json, validate_results, write_reports
 
 MODULES = {m.__name__.split('.')[-1]: m for mods in chapters().values() for m in mods}
+CLAIMS = ('gmlr', 'dvae')      # chapters whose reports carry the papers' claims for the scorecard
 
 def _tiny(name):
     "Overrides that make a chapter's smoke run take seconds (the code path is the smoke one; the numbers mean nothing)."
@@ -44,6 +45,10 @@ def test_results_json_of_every_chapter_validates(name, tmp_path):
     assert ch['tables'] and all(t['rows'] for t in ch['tables'])
     assert all((tmp_path / m['path']).exists() for m in ch['media']), ch['media']
     assert 'missing figure' not in (tmp_path / 'report.html').read_text()
+    if name in CLAIMS:                                   # chapters whose paper claims go to the scorecard
+        assert ch['claims'] and all(c['verdict'] in OUTCOMES for c in ch['claims']), ch['claims']
+        card = (tmp_path / 'scorecard.md').read_text()  # a smoke run: labelled a code check, never counted
+        assert card.count('code check (smoke preset): not a result') == len(ch['claims']) and '0 reproduced' in card
 
 def test_validation_catches_a_broken_chapter_entry(tmp_path):
     "The schema test can fail: a results.json with a table cell that is a list, or no tables key, is refused."
