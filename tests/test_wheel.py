@@ -61,6 +61,8 @@ def venv(tmp_path_factory):
     d = tmp_path_factory.mktemp('venv') / 'env'
     run([sys.executable, '-m', 'venv', str(d)])
     py = d / 'bin' / 'python'
+    # a current pip, as Colab's: the one bundled with Python 3.11's venv (23.2) rejects `name @ git+file:///path`
+    run([py, '-m', 'pip', 'install', '-q', '-U', 'pip'])
     run([py, '-m', 'pip', 'install', '-q', *TORCH.split()])
     return d
 
