@@ -11,7 +11,8 @@ from pathlib import Path
 from .report import pick_preset, run_chapter, write_reports
 
 # %% auto #0
-__all__ = ['CHAPTERS', 'COMMANDS', 'SHIPPED', 'chapters', 'commands', 'info', 'reproduce', 'bench', 'main']
+__all__ = ['CHAPTERS', 'COMMANDS', 'SHIPPED', 'chapters', 'commands', 'info', 'previous_seconds', 'expected_seconds', 'time_left',
+           'reproduce', 'bench', 'main']
 
 # %% ../nbs/09_cli.ipynb #1844c2c4
 CHAPTERS = ('core', 'metrics', 'gmlr', 'dvae', 'styleganv', 'stgconvnet')
@@ -71,6 +72,29 @@ def _settings(preset=None) -> dict:
 
 def _name(module) -> str: return module.__name__.split('.')[-1]
 
+def previous_seconds(out, preset: str) -> dict:
+    "Seconds each chapter module took in the run last written to `out` at `preset` (its results.json), if it succeeded."
+    try: res = json.loads((Path(out) / 'results.json').read_text())
+    except (OSError, ValueError): return {}
+    if not isinstance(res, dict) or res.get('settings', {}).get('preset') != preset: return {}
+    return {n: float(c['seconds']) for n, c in res.get('chapters', {}).items()
+            if isinstance(c, dict) and not c.get('error') and isinstance(c.get('seconds'), (int, float))}
+
+def expected_seconds(module, preset: str, previous: dict | None = None) -> float | None:
+    "What `module.reproduce(preset)` should take: its last run (`previous`), else its measured `MINUTES[preset]`, else None."
+    if previous and _name(module) in previous: return previous[_name(module)]
+    m = getattr(module, 'MINUTES', {}).get(preset)
+    return None if m is None else 60. * m
+
+def _minutes(s: float) -> str: return f'{s / 60:.1f} min' if s < 600 else f'{s / 60:.0f} min'
+
+def time_left(expected: list) -> str:
+    "The time `expected` (seconds, None where unknown) adds up to, in words."
+    known, unknown = sum(s for s in expected if s is not None), sum(s is None for s in expected)
+    if not expected: return 'nothing left'
+    if not known: return f'{unknown} of unknown cost left'
+    return f'about {_minutes(known)} left' + (f' + {unknown} of unknown cost' if unknown else '')
+
 def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, registry=None) -> dict:
     "Run the `reproduce` of every module of the chapters `names` (all when empty); write the report; the Reports."
     mods = _modules(names, registry)
@@ -80,12 +104,17 @@ def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, re
             raise ValueError(f"chapter {ch}: {e} (run only the chapters that have it: vidnb reproduce CHAPTER ... "
                              f"--preset {preset})") from None
     out, reports, t0 = Path(out).resolve(), {}, time.perf_counter()
-    for ch, m in mods:
-        if verbose: print(f'[{ch}] {m.__name__} ...', flush=True)
-        r = reports[_name(m)] = run_chapter(m, preset, out / _name(m))
-        total = (time.perf_counter() - t0) / 60
+    prev = previous_seconds(out, preset)
+    expect = [expected_seconds(m, preset, prev) for _, m in mods]
+    for i, (ch, m) in enumerate(mods):
+        tag = f'[{i + 1}/{len(mods)} {ch}] {m.__name__}'
         if verbose:
-            print(f'[{ch}] {m.__name__} {"FAILED" if r.error else "done"} in {r.seconds:.1f} s (total {total:.1f} min)',
+            e = 'unknown cost' if expect[i] is None else f'expected {_minutes(expect[i])}'
+            print(f'{tag}: start, {e} ({time_left(expect[i:])} in all)', flush=True)
+        r = reports[_name(m)] = run_chapter(m, preset, out / _name(m))
+        if verbose:
+            total = _minutes(time.perf_counter() - t0)
+            print(f'{tag}: {"FAILED" if r.error else "done"} in {r.seconds:.1f} s (total {total}; {time_left(expect[i + 1:])})',
                   flush=True)
     write_reports(reports, out, _settings(preset))
     return reports
