@@ -581,8 +581,11 @@ def _nb_to_md(nb, rel='nbs/'):
         src = ''.join(c['source'])
         if c['cell_type'] == 'markdown':
             out.append(re.sub(r'\]\((?!https?:|#|/)([^)]+)\)', lambda m: f']({rel}{m.group(1)})', src))
-        elif c['cell_type'] == 'code' and src.strip() and not src.lstrip().startswith('#|'):
-            out.append(f'```python\n{src}\n```')
+        elif c['cell_type'] == 'code' and src.strip():
+            d, body = directives(src)
+            if not d: out.append(f'```python\n{body}\n```')
+            if 'hide' in d or d.get('output') == 'false': continue
+            out += [_text(o['data']['text/markdown']).strip() for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
     return '\n\n'.join(out) + '\n'
 
 def write_readme(nb_path=None, out=None) -> Path:

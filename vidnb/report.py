@@ -15,7 +15,7 @@ from pathlib import Path
 __all__ = ['INTERVALS', 'VERDICTS', 'OUTCOMES', 'MEDIA_KINDS', 'SMOKE', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset',
            'Estimate', 'versus', 'difference', 'describe_gap', 'Claim', 'verdict_counts', 'format_cell', 'Table',
            'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure', 'markdown_html', 'validate_results',
-           'results_json', 'html_page', 'write_reports', 'run_chapter', 'check_chapter']
+           'results_json', 'html_page', 'write_reports', 'results_scorecard', 'run_chapter', 'check_chapter']
 
 # %% ../nbs/07_report.ipynb #0628d2a0
 def pick_preset(presets: dict, name: str, **overrides):
@@ -588,6 +588,23 @@ def write_reports(reports: dict, out, settings: dict | None = None) -> Path:
     try: validate_results(res)              # after writing: a long run's report is never lost to a schema error
     except ImportError: pass
     return out / 'report.html'
+
+# %% ../nbs/07_report.ipynb #7e070f95
+def results_scorecard(*paths, fmt: str = '.4g') -> str:
+    "Markdown of the runs saved in `paths` (their `results.json`): one line per chapter run, then their scorecard."
+    reports, runs = {}, []
+    for p in paths:
+        try: res = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e: raise ValueError(f"paths must be results.json files, got {str(p)!r} ({e})") from None
+        s = res.get('settings', {})
+        for name, d in res.get('chapters', {}).items():
+            if name in reports: raise ValueError(f"paths must hold each chapter once, got {name!r} twice (in {str(p)!r})")
+            r = reports[name] = Report.from_json(d)
+            took = '' if r.seconds is None else f', {r.seconds / 60:.0f} min'
+            runs.append(f"- `{name}` at the `{r.preset}` preset on {s.get('time', '?')} (vidnb {s.get('vidnb', '?')}, torch "
+                        f"{s.get('torch', '?')}, {s.get('device', '?')}, {s.get('threads', '?')} threads{took})"
+                        + (': **failed**' if r.error else ''))
+    return '\n'.join(runs) + '\n\n' + scorecard(reports, fmt).to_markdown()
 
 # %% ../nbs/07_report.ipynb #7846a7ac
 def run_chapter(module, preset: str, out) -> Report:
