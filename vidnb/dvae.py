@@ -21,7 +21,7 @@ from .report import (chapter_folder, Report, pick_preset, Estimate, versus, diff
                           VERDICTS)
 
 # %% auto #0
-__all__ = ['TABLE1', 'CLASSIFIER', 'TEXTURES', 'PRESETS', 'TABLE2_PAPER', 'TABLE2_METHODS', 'MASKS', 'DVAEConfig',
+__all__ = ['TABLE1', 'CLASSIFIER', 'TEXTURES', 'PRESETS', 'MINUTES', 'TABLE2_PAPER', 'TABLE2_METHODS', 'MASKS', 'DVAEConfig',
            'reference_init', 'conv_encoder', 'FrameDecoder', 'DynamicLayer', 'kl_std_normal', 'StationarityRegularizer',
            'NegELBO', 'DVAE', 'StaticVAE', 'frame_pairs', 'DVAELoss', 'DVAELearner', 'fit_dvae', 'rollout',
            'synthesize', 'var_report', 'fit_var', 'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier',
@@ -585,6 +585,9 @@ PRESETS = {   # 'smoke' first and 'paper' second: the order in which errors list
                       texture_seeds=(0, 1, 2, 3, 4), stg_seeds=(0, 1, 2), mask_size=64, mask_seeds=(0, 1, 2),
                       note=_NOTES['cpu']),
 }
+# Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
+# left: cpu is the sum of its three tables' times printed by the slow cells below (733 + 3199 + 647 s)
+MINUTES = dict(cpu=76.3)
 
 # %% ../nbs/11_dvae.ipynb #09986d73
 def _fit_fresh(make, x: Tensor, budget: Budget, p: DVAEPreset, seed: int = 0, progress: bool = False,

@@ -22,16 +22,16 @@ from .report import chapter_folder, Report, pick_preset, save_figure, Estimate, 
 
 # %% auto #0
 __all__ = ['GENERATORS', 'RGB_TEST_CLIPS', 'RANK_TYPES', 'METHODS', 'ALGORITHMS', 'WEIGHTS', 'SEQUENCES', 'DRAWS', 'COLUMNS',
-           'TABLE1', 'TABLE2', 'PRESETS', 'TABLE3_PAPER', 'COLUMNS3', 'TABLE3', 'LINE_PAPER', 'STAND_INS', 'Generator',
-           'generator', 'unit_rows', 'pca_codes', 'GLO', 'GLOLearner', 'glo_psnr', 'mnist64_train', 'rgb_train',
-           'save_generator', 'pretrain', 'Generators', 'GMLR', 'check_rank', 'project_codes', 'similarity_penalty',
-           'FitConfig', 'GMLRLearner', 'reconstruct', 'weights_path', 'load_generator', 'pretrained', 'sequence',
-           'spread', 'test_set', 'column_config', 'run_row', 'row_claims', 'GMLRPreset', 'pick_rows', 'run_table',
-           'run_algorithms', 'table3_clip', 'table3_windows', 'run_table3', 'table3_claims', 'linearise',
-           'line_positions', 'frame_order', 'plot_line_positions', 'run_lines', 'crossfade', 'missing_frames',
-           'run_missing_frames', 'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers', 'compare_init',
-           'plot_loss_curves', 'is_gray', 'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose', 'bench_step',
-           'seconds_to_target', 'bench_batch', 'bench', 'add_claims', 'reproduce']
+           'TABLE1', 'TABLE2', 'PRESETS', 'MINUTES', 'TABLE3_PAPER', 'COLUMNS3', 'TABLE3', 'LINE_PAPER', 'STAND_INS',
+           'Generator', 'generator', 'unit_rows', 'pca_codes', 'GLO', 'GLOLearner', 'glo_psnr', 'mnist64_train',
+           'rgb_train', 'save_generator', 'pretrain', 'Generators', 'GMLR', 'check_rank', 'project_codes',
+           'similarity_penalty', 'FitConfig', 'GMLRLearner', 'reconstruct', 'weights_path', 'load_generator',
+           'pretrained', 'sequence', 'spread', 'test_set', 'column_config', 'run_row', 'row_claims', 'GMLRPreset',
+           'pick_rows', 'run_table', 'run_algorithms', 'table3_clip', 'table3_windows', 'run_table3', 'table3_claims',
+           'linearise', 'line_positions', 'frame_order', 'plot_line_positions', 'run_lines', 'crossfade',
+           'missing_frames', 'run_missing_frames', 'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers',
+           'compare_init', 'plot_loss_curves', 'is_gray', 'run_reconstruct', 'cli', 'StopAtPSNR',
+           'plain_conv_transpose', 'bench_step', 'seconds_to_target', 'bench_batch', 'bench', 'add_claims', 'reproduce']
 
 # %% ../nbs/10_gmlr.ipynb #44d85307
 GENERATORS = {'gray': dict(nz=32, widths=(256, 128, 64, 32), channels=1),
@@ -511,6 +511,9 @@ PRESETS = {'smoke': GMLRPreset(steps=25, mnist_sequences=3, draws=1, table1_rows
                                line_sequences=2, missing_draws=1, note=_SMOKE_NOTE),
            'cpu': GMLRPreset(steps=200, rgb_steps=30, line_steps=500, note=_CPU_NOTE),
            'paper': GMLRPreset(steps=2000, note='Paper scale: the cpu preset\'s sizes at 2000 steps (a GPU job).')}
+# Measured wall minutes of `vidnb reproduce gmlr --preset P` on the reference machine (2 CPU cores, no GPU), from which
+# `vidnb reproduce` tells the time left: cpu from `make reproduce CHAPTERS=gmlr PRESET=cpu` in a fresh clone (2026-12-02)
+MINUTES = dict(cpu=61.5)
 
 def pick_rows(table, idx=None):
     "The rows `idx` (indices) of `table`; all of them for None."
