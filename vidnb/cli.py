@@ -92,8 +92,9 @@ def time_left(expected: list) -> str:
     "The time `expected` (seconds, None where unknown) adds up to, in words."
     known, unknown = sum(s for s in expected if s is not None), sum(s is None for s in expected)
     if not expected: return 'nothing left'
-    if not known: return f'{unknown} of unknown cost left'
-    return f'about {_minutes(known)} left' + (f' + {unknown} of unknown cost' if unknown else '')
+    mods = f'{unknown} module{"s" * (unknown > 1)} of unknown cost'
+    if not known: return f'{mods} left'
+    return f'about {_minutes(known)} left' + (f' + {mods}' if unknown else '')
 
 def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, registry=None) -> dict:
     "Run the `reproduce` of every module of the chapters `names` (all when empty); write the report; the Reports."
