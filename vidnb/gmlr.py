@@ -973,7 +973,9 @@ def add_claims(r, preset, t1, t2, lines, t3, mf):
     "Add the paper's claims to report `r` from the rows of tables 1-3, the lines and the missing frames; the claims."
     n0 = len(r.claims)
     for name, rows in (('Table 1', t1), ('Table 2', t2)):
-        for o, pap in zip([x for x in rows if x['source'] == 'vidnb'], [x for x in rows if x['source'] == 'paper']):
+        paper = {(x['sequence'], x['operator']): x for x in rows if x['source'] == 'paper'}
+        for o in (x for x in rows if x['source'] == 'vidnb'):
+            pap = paper[o['sequence'], o['operator']]                    # the paper's row of the same sequence and operator
             where = f"{name}, {STAND_INS.get(o['sequence'], o['sequence'])}, {o['operator']}"
             setting = f"{preset}: {o['steps']} steps, n={o['n']}"
             for col in COLUMNS:
