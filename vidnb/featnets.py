@@ -6,7 +6,7 @@ Docs: https://vidnb.github.io/vidnb/featnets.html.md"""
 
 # %% ../nbs/05_featnets.ipynb #74835e38
 from __future__ import annotations
-import importlib.util, math, pickle, time
+import copy, importlib.util, math, pickle, time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,9 +21,10 @@ from .report import chapter_folder, Report, pick_preset
 # %% auto #0
 __all__ = ['KINETICS400_LABELS', 'PRESETS', 'inception_path', 'i3d_path', 'FIDInceptionV3', 'load_inception',
            'tf_inception_range', 'inception_pool3', 'same_pads', 'pad_same', 'BatchNormNoScale', 'Unit3D',
-           'MaxPool3dSame', 'InceptionBlock3D', 'I3DLogits', 'I3D', 'read_i3d_checkpoint', 'i3d_state_dict', 'load_i3d',
-           'i3d_logits', 'kinetics_labels', 'top_classes', 'FeatnetsPreset', 'top5_row', 'real_clips',
-           'RandomImageFeatures', 'tiny_image_net', 'RandomVideoFeatures', 'tiny_video_net', 'bench', 'reproduce']
+           'MaxPool3dSame', 'InceptionBlock3D', 'I3DLogits', 'I3D', 'read_i3d_checkpoint', 'i3d_state_dict',
+           'FusedUnit3D', 'FusedMaxPool3d', 'fuse_i3d', 'load_i3d', 'i3d_logits', 'kinetics_labels', 'top_classes',
+           'FeatnetsPreset', 'top5_row', 'real_clips', 'RandomImageFeatures', 'tiny_image_net', 'RandomVideoFeatures',
+           'tiny_video_net', 'bench', 'reproduce']
 
 # %% ../nbs/05_featnets.ipynb #55a77e4f
 def _package_file(pkg: str, rel: str, pip: str) -> Path:
@@ -46,6 +47,7 @@ def i3d_path() -> Path:
 class FIDInceptionV3(nn.Module):
     "FID's Inception-v3 (TF 2015-12-05 weights): `(N,3,299,299)` in the TF range `(u8-128)/128` -> `(N,2048)` pool3."
     size, layout = 299, "(N,3,299,299) in the TF range (x_uint8-128)/128"
+    metric = 'fid'                  # the metric whose measured sample-size curve applies (vidnb.metrics)
     def __init__(self, net: torch.jit.ScriptModule):
         super().__init__()
         self.net = net.eval()
@@ -158,7 +160,8 @@ _MIXED = dict(Mixed_3b=(64, 96, 128, 16, 32, 32), Mixed_3c=(128, 128, 192, 32, 9
 
 class I3D(nn.Sequential):
     "Inflated Inception-v1 (Carreira & Zisserman 2017): `(N,3,T>=9,224,224)` in [-1,1] -> `(N,n_classes)` logits."
-    min_frames, size = 9, 224
+    min_frames, size, channels_last = 9, 224, False    # `fuse_i3d` sets channels_last on its copy
+    metric = 'fvd'                                    # the metric whose measured sample-size curve applies
     def __init__(self, n_classes: int = 400):
         layers = OrderedDict(Conv3d_1a_7x7=Unit3D(3, 64, (7, 7, 7), (2, 2, 2)),
                              MaxPool3d_2a_3x3=MaxPool3dSame((1, 3, 3), (1, 2, 2)),
@@ -179,6 +182,7 @@ class I3D(nn.Sequential):
         if video.shape[2] < self.min_frames:
             raise ValueError(f"video must have at least {self.min_frames} frames for I3D (the time axis shrinks 8x, "
                              f"then a 2-frame pool), got shape {tuple(video.shape)}")
+        if self.channels_last: video = video.contiguous(memory_format=torch.channels_last_3d)
         return super().forward(video)
 
 # %% ../nbs/05_featnets.ipynb #b346a8ba
@@ -224,16 +228,54 @@ def i3d_state_dict(ckpt: dict | None = None) -> dict:
     if len(sd) != len(ckpt): raise ValueError("ckpt has arrays that map to the same I3D parameter")
     return sd
 
+# %% ../nbs/05_featnets.ipynb #21605141
+def _stride1_odd(kernel, stride) -> bool: return all(s == 1 and k % 2 for k, s in zip(kernel, stride))
+
+class FusedUnit3D(nn.Module):
+    "A `Unit3D` for inference: its batch norm folded into the conv, symmetric SAME padding done by the conv itself."
+    def __init__(self, u: Unit3D):
+        super().__init__()
+        c, self.relu, self.kernel, self.stride = u.conv, u.relu, u.kernel, u.stride
+        w = c.weight.detach().clone()
+        b = c.bias.detach().clone() if c.bias is not None else torch.zeros(c.out_channels, device=w.device)
+        if u.bn is not None:
+            s = torch.rsqrt(u.bn.var + u.bn.eps)
+            w, b = w * s.view(-1, 1, 1, 1, 1), (b - u.bn.mean) * s + u.bn.bias.detach()
+        self.own_pad = _stride1_odd(self.kernel, self.stride)
+        pad = tuple(k // 2 for k in self.kernel) if self.own_pad else 0
+        self.conv = nn.Conv3d(c.in_channels, c.out_channels, c.kernel_size, c.stride, padding=pad, device=w.device)
+        with torch.no_grad(): self.conv.weight.copy_(w); self.conv.bias.copy_(b)
+    def forward(self, x):
+        x = self.conv(x if self.own_pad else pad_same(x, self.kernel, self.stride))
+        return F.relu(x) if self.relu else x
+
+class FusedMaxPool3d(MaxPool3dSame):
+    "`MaxPool3dSame` whose symmetric padding (stride 1, odd kernel) is max_pool3d's own, -inf, without a copy."
+    def forward(self, x):
+        if not _stride1_odd(self.kernel, self.stride): return super().forward(x)
+        return F.max_pool3d(x, self.kernel, self.stride, padding=tuple(k // 2 for k in self.kernel))
+
+def fuse_i3d(net: I3D) -> I3D:
+    "A copy of `net` for inference: batch norms folded, symmetric padding in the convs, channels-last memory."
+    fast = copy.deepcopy(net)
+    for parent in list(fast.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, Unit3D): setattr(parent, name, FusedUnit3D(m))
+            elif type(m) is MaxPool3dSame: setattr(parent, name, FusedMaxPool3d(m.kernel, m.stride))
+    fast.channels_last = True
+    return fast.to(memory_format=torch.channels_last_3d).eval().requires_grad_(False)
+
 # %% ../nbs/05_featnets.ipynb #fba86ef0
 @lru_cache(maxsize=None)
-def _load_i3d(device: str):
+def _load_i3d(device: str, fused: bool):
     net = I3D()
     net.load_state_dict(i3d_state_dict(), strict=True)
-    return net.to(device).eval().requires_grad_(False)
+    net = net.to(device).eval().requires_grad_(False)
+    return fuse_i3d(net) if fused else net
 
-def load_i3d(device=None) -> I3D:
-    "The Kinetics-400 I3D on `device` (default: `default_device()`), loaded once and cached; eval mode, no gradients."
-    return _load_i3d(str(torch.device(device or default_device())))
+def load_i3d(device=None, fused: bool = True) -> I3D:
+    "The Kinetics-400 I3D on `device`, loaded once and cached; eval mode, no gradients. `fused`: `fuse_i3d`'s copy."
+    return _load_i3d(str(torch.device(device or default_device())), fused)
 
 # %% ../nbs/05_featnets.ipynb #3e0b6e87
 def i3d_logits(videos, batch_size: int = 4, device=None, amp: bool = False) -> torch.Tensor:
@@ -386,12 +428,18 @@ def _rate(f, n: int, repeat: int) -> float:
     return n / min(ts)
 
 def bench(images: int = 8, clips: int = 2, repeat: int = 2, device=None, amp: bool = False) -> dict:
-    "Inception images/s (299x299) and I3D clips/s (16x224x224) on `device`, as a json-able dict."
+    """Inception images/s (299x299) and I3D clips/s (16x224x224) on `device`, as a json-able dict; the fused I3D
+    (`fuse_i3d`) and the reference port timed side by side, interleaved round by round, and their ratio."""
+    from vidnb.core import time_interleaved
     dev = torch.device(device or default_device())
     x, v = torch.rand(images, 3, 299, 299) * 2 - 1, torch.rand(clips, 3, 16, 224, 224) * 2 - 1
+    nets = load_i3d(dev), load_i3d(dev, fused=False)
+    t_fused, t_ref = (float(np.median(t)) for t in
+                      time_interleaved([lambda n=n: _batched(n, v, clips, amp) for n in nets], repeat, device=dev))
     return dict(device=str(dev), threads=torch.get_num_threads(), amp=amp, inception_batch=images, i3d_batch=clips,
                 inception_images_per_s=_rate(lambda: inception_pool3(x, images, dev, amp), images, repeat),
-                i3d_clips_per_s=_rate(lambda: i3d_logits(v, clips, dev, amp), clips, repeat))
+                i3d_clips_per_s=clips / t_fused, i3d_reference_clips_per_s=clips / t_ref,
+                i3d_fused_speedup=t_ref / t_fused, i3d_rounds=repeat)
 
 # %% ../nbs/05_featnets.ipynb #d67828bb
 def _top5_table(r: Report, p: FeatnetsPreset, full: list, short: list) -> list:
