@@ -50,6 +50,7 @@ def test_wheel_contents(dist):
     assert {'gmlr_gray_mnist64.pt', 'mnist_digit_classifier.pt', 'README.md'} <= shipped, shipped
     mods = {n for n in names if n.startswith('vidnb/') and n.endswith('.py')}
     assert {'vidnb/__init__.py', 'vidnb/cli.py', 'vidnb/core.py', 'vidnb/metrics.py', 'vidnb/gmlr.py'} <= mods
+    assert 'vidnb/assets/sample_size.json' in names        # the measured curves fid/fvd warn from
     ep = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('entry_points.txt'))).decode()
     assert 'vidnb = vidnb.cli:main' in ep
     assert wheel.stat().st_size < 25e6 and sdist.stat().st_size < 25e6, (wheel.stat().st_size, sdist.stat().st_size)

@@ -15,17 +15,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .core import (check_video, check_tensor, has_data, cache_dir, default_device, fold_time, atomic_path,
                         check_out_file, run_cli, positive_int, HelpFormatter)
-from .report import chapter_folder, Report, pick_preset
+from .report import chapter_folder, Report, pick_preset, Estimate, difference
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'PRESETS', 'VIDEO_SUFFIXES', 'psnr', 'gaussian_window', 'ssim', 'psd_factor', 'frechet_distance',
-           'frechet_distance_scipy', 'FeatureStats', 'SmallSampleWarning', 'frechet_from_stats', 'kernel_distance',
-           'resize_frames', 'to_255', 'jpeg_frames', 'sample_clip_path', 'read_frames_uint8', 'feature_net',
-           'net_fingerprint', 'FIDProtocol', 'FVDProtocol', 'fid_input', 'inception_stats', 'inception_features',
-           'data_fingerprint', 'real_stats', 'fid', 'InceptionFeature', 'VideoList', 'protocol_starts', 'video_clips',
-           'fvd_input', 'i3d_stats', 'i3d_features', 'fvd', 'fvd16', 'fvd128', 'pedestrian_videos', 'split_videos',
-           'still_videos', 'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table',
-           'fvd_protocol_figure', 'lpips_distance', 'set_kind', 'read_set', 'metric_cli', 'psnr_ssim_sanity',
+__all__ = ['RESIZE_METHODS', 'BIAS_SHARE', 'PRESETS', 'VIDEO_SUFFIXES', 'psnr', 'gaussian_window', 'ssim', 'psd_factor',
+           'frechet_distance', 'frechet_distance_scipy', 'FeatureStats', 'SmallSampleWarning', 'frechet_from_stats',
+           'kernel_distance', 'resize_frames', 'to_255', 'jpeg_frames', 'sample_clip_path', 'read_frames_uint8',
+           'feature_net', 'net_fingerprint', 'FIDProtocol', 'FVDProtocol', 'fid_input', 'inception_stats',
+           'inception_features', 'data_fingerprint', 'real_stats', 'sample_size_path', 'SampleSizeWarning',
+           'sample_size_record', 'warn_n', 'sample_size_message', 'fid', 'InceptionFeature', 'VideoList',
+           'protocol_starts', 'video_clips', 'fvd_input', 'i3d_stats', 'i3d_features', 'fvd', 'fvd16', 'fvd128',
+           'pedestrian_videos', 'split_videos', 'still_videos', 'frechet_of', 'bootstrap_fvds', 'basic_interval',
+           'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table', 'fvd_protocol_figure',
+           'mnist_video_list', 'sample_size_curve', 'separation_n', 'sample_size_table', 'sample_size_figure',
+           'sample_size_entry', 'record_rows', 'write_sample_size', 'fvd_sample_size', 'fid_sample_size',
+           'mnist_protocol_table', 'lpips_distance', 'set_kind', 'read_set', 'metric_cli', 'psnr_ssim_sanity',
            'reproduce', 'bench']
 
 # %% ../nbs/06_metrics.ipynb #4c1db034
@@ -635,6 +639,56 @@ def real_stats(real, kind='fid', protocol=None, net=None, cache=True, data_key=N
         st.meta.update(cache='miss', cache_file=str(path))
     return st
 
+# %% ../nbs/06_metrics.ipynb #182cc9f8
+def sample_size_path() -> Path:
+    "Where the measured sample-size curves ship: `vidnb/assets/sample_size.json` inside the installed package."
+    import vidnb
+    return Path(vidnb.__file__).parent / 'assets' / 'sample_size.json'
+
+class SampleSizeWarning(SmallSampleWarning):
+    "Fewer samples than the measured sample-size curve needs to tell a real difference from small-sample bias."
+
+def sample_size_record(path=None) -> dict:
+    "The measured sample-size curves `{'fvd': {...}, 'fid': {...}}` shipped with vidnb (empty if none was measured)."
+    path = Path(path or sample_size_path())
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+def _nearest_row(rows: list, n: int) -> dict:
+    "The measured row with the largest n not above `n` (the smallest row if `n` is below all)."
+    below = [r for r in rows if r['n'] <= n]
+    return max(below, key=lambda r: r['n']) if below else min(rows, key=lambda r: r['n'])
+
+BIAS_SHARE = 0.1    # warn while the bias exceeds this share of what the "other" sample of the curve scores
+
+def warn_n(entry: dict, share: float = BIAS_SHARE) -> int | None:
+    """The smallest measured n from which on the bias (mean score of two samples of one distribution) stays below
+    `share` of the score of the curve's other sample: fewer samples get a warning. None: never below it."""
+    rows = sorted(entry['rows'], key=lambda r: r['n'])
+    ok = [r['same']['mean'] <= share * r['other']['mean'] for r in rows]
+    return next((r['n'] for i, r in enumerate(rows) if all(ok[i:])), None)
+
+def sample_size_message(kind: str, n: int, record: dict | None = None) -> str | None:
+    "What the measured curve of `kind` ('fid' or 'fvd') says about `n` samples per side; None if n is enough."
+    rec = (sample_size_record() if record is None else record).get(kind)
+    if not rec: return None
+    need, top = warn_n(rec), max(r['n'] for r in rec['rows'])
+    if n >= (need or top): return None                       # enough, or beyond the measured range
+    r, unit = _nearest_row(rec['rows'], n), rec['unit']
+    s = r['same']
+    bias = f"{s['mean']:.0f}" + (f" [{s['lo']:.0f}, {s['hi']:.0f}] (95 %, {s['n']} draws)" if s['n'] > 1 else '')
+    below = (f"below n={need}, from which the bias stays under {BIAS_SHARE:.0%} of what {rec['other']} score"
+             if need else f"at every measured n up to {top} the bias is over {BIAS_SHARE:.0%} of what {rec['other']} score")
+    return (f"{kind.upper()} from n={n} {unit} per side: {below} (vidnb's measured sample-size curve, "
+            f"nbs/06_metrics). At n={r['n']} two samples of {rec['same']} score {bias} although their distance is 0, "
+            f"and {rec['other']} score {r['other']['mean']:.0f}: compare {kind.upper()}s only at one n"
+            + (f", and use n >= {need}" if need else ''))
+
+def _warn_sample_size(kind, net, n, stacklevel):
+    "Warn (`SampleSizeWarning`) when the real network `net` of `kind` gets fewer samples than its curve needs."
+    msg = sample_size_message(kind, n) if getattr(net, 'metric', None) == kind else None
+    if msg: warnings.warn(msg, SampleSizeWarning, stacklevel=stacklevel + 1)
+    return msg
+
 # %% ../nbs/06_metrics.ipynb #f2291739
 def _check_pair(rs, fs, what):
     a, b = rs.meta.get('frame_shape'), fs.meta.get('frame_shape')
@@ -653,7 +707,11 @@ def _distance(kind, real, fake, protocol, net, batch_size, device, progress, cac
         stats = inception_stats if kind == 'fid' else i3d_stats
         fake = stats(fake, protocol, 'fake', net, batch_size, device, progress, 'fake')
     _check_pair(real, fake, kind.upper())
-    return frechet_from_stats(real, fake, details=details, stacklevel=4)
+    if not _warn_sample_size(kind, net, min(real.n, fake.n), stacklevel=3):
+        return frechet_from_stats(real, fake, details=details, stacklevel=4)
+    with warnings.catch_warnings():          # the measured warning says more than the n < dim one: give only it
+        warnings.simplefilter('ignore', SmallSampleWarning)
+        return frechet_from_stats(real, fake, details=details)
 
 def fid(real, fake, protocol=None, net=None, batch_size=32, device=None, progress=True, cache=True, data_key=None,
         details=False):
@@ -829,10 +887,12 @@ class _ClipFeatures:
     def __init__(self, net, batch_size, device, progress):
         self.memo, self.clips, self.run = {}, 0, (net, batch_size, device, progress)
     def key(self, tag, role, p): return (tag, role, json.dumps(p.role_key(role), sort_keys=True))
-    def __call__(self, videos, tag, role, p):
+    def __call__(self, videos, tag, role, p): return self.with_info(videos, tag, role, p)[0]
+    def with_info(self, videos, tag, role, p):
+        "The features and the `(video, start)` of each clip."
         k = self.key(tag, role, p)
         if k not in self.memo: self.memo[k] = self._from_all(tag, role, p) or self._compute(videos, tag, role, p)
-        return self.memo[k][0]
+        return self.memo[k]
     def _from_all(self, tag, role, p):
         "The start-0 clips of this set's 'all' clips, if those were computed (else None)."
         ka = self.key(tag, role, replace(p, **{f'{role}_clips': 'all'}))
@@ -864,19 +924,71 @@ def _proper_row(scores: list) -> dict:
     mean = lambda i: float(np.mean([s[i] for s in scores]))
     return _row('Proper computation', mean(0), *scores[0][1:3], mean(3), mean(4), _std([s[0] for s in scores]))
 
+def frechet_of(fa, fb) -> float:
+    "Fréchet distance of two feature matrices `(n,D)`, without the small-sample warning (the callers study n)."
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', SmallSampleWarning)
+        return float(frechet_from_stats(FeatureStats().update(fa), FeatureStats().update(fb)))
+
+def _video_groups(info) -> list:
+    "Row indices of each video's clips, from the `(video, start)` of each clip."
+    groups = {}
+    for i, (v, _) in enumerate(info): groups.setdefault(v, []).append(i)
+    return [np.array(groups[v]) for v in sorted(groups)]
+
+def bootstrap_fvds(pairs: list, resamples: int = 200, seed: int = 0) -> np.ndarray:
+    """FVD of each `((real feats, real info), (fake feats, fake info))` in `pairs` on `resamples` bootstrap resamples
+    of the *videos* of each side (all clips of a drawn video come along), the same draw for every pair (so rows can
+    be compared): an array `(resamples, len(pairs))`."""
+    gs = [(_video_groups(ri), _video_groups(fi)) for (_, ri), (_, fi) in pairs]
+    n_r, n_f = len(gs[0][0]), len(gs[0][1])
+    if any(len(a) != n_r or len(b) != n_f for a, b in gs):
+        raise ValueError("pairs must come from the same real and fake videos (one video count per side)")
+    rng, out = np.random.default_rng(seed), np.empty((resamples, len(pairs)))
+    for b in range(resamples):
+        vr, vf = rng.integers(0, n_r, n_r), rng.integers(0, n_f, n_f)
+        for j, (((fr, _), (ff, _)), (gr, gf)) in enumerate(zip(pairs, gs)):
+            out[b, j] = frechet_of(fr[np.concatenate([gr[v] for v in vr])], ff[np.concatenate([gf[v] for v in vf])])
+    return out
+
+def basic_interval(theta: float, reps, level: float = 0.95) -> tuple:
+    "The basic bootstrap interval `(2θ - q_hi, 2θ - q_lo)`: it corrects the resamples' own bias (duplicated clips)."
+    q_lo, q_hi = np.quantile(np.asarray(reps), [(1 - level) / 2, (1 + level) / 2])
+    return float(2 * theta - q_hi), float(2 * theta - q_lo)
+
+def _side(lo, hi) -> str: return 'above' if lo > 0 else 'below' if hi < 0 else 'not resolved'
+
+def _add_intervals(rows: list, pairs: list, resamples: int, seed: int):
+    "Each row's FVD interval, and its difference from the proper row with a verdict, from one paired bootstrap."
+    reps = bootstrap_fvds(pairs, resamples, seed)
+    theta = np.array([frechet_of(fr, ff) for (fr, _), (ff, _) in pairs])
+    for j, r in enumerate(rows):
+        r['fvd_lo'], r['fvd_hi'] = basic_interval(theta[j], reps[:, j])
+        r['minus_proper_lo'], r['minus_proper_hi'] = basic_interval(theta[j] - theta[0], reps[:, j] - reps[:, 0])
+        r['vs_proper'] = '' if j == 0 else _side(r['minus_proper_lo'], r['minus_proper_hi'])
+        r['resamples'] = resamples
+
 def fvd_protocol_table(real, fake, n_frames=16, seeds=(0, 1, 2), pre_size=None, subsample=8, net=None, batch_size=4,
-                       device=None, progress=False):
-    "StyleGAN-V table 4 on your data: FVD_n of `fake` vs `real` under each protocol variation, features reused."
+                       device=None, progress=False, resamples=0, boot_seed=0):
+    """StyleGAN-V table 4 on your data: FVD_n of `fake` vs `real` under each protocol variation, features reused.
+    `resamples` > 0: 95 % bootstrap intervals over videos for every row and for its difference from the proper row
+    (at the first offset seed), with the verdict 'above', 'below' or 'not resolved'."""
     device = torch.device(device or default_device())
     feats = _ClipFeatures(net if net is not None else feature_net('i3d', device), batch_size, device, progress)
     pre_size = pre_size or next(iter(real)).shape[-1] // 2
     base, t0 = FVDProtocol(n_frames=n_frames, seed=seeds[0]), time.perf_counter()
     rows = [_proper_row([_score(feats, real, fake, replace(base, seed=s)) for s in seeds])]
-    rows += [_row(name, *_score(feats, real, fake, p)) for name, p in _protocol_rows(base, pre_size, subsample)]
-    rows.append(_row('Still real images', *_score(feats, real, still_videos(fake), base, 'still')))
+    variants = _protocol_rows(base, pre_size, subsample)
+    rows += [_row(name, *_score(feats, real, fake, p)) for name, p in variants]
+    still = still_videos(fake)
+    rows.append(_row('Still real images', *_score(feats, real, still, base, 'still')))
     for r in rows: r['fvd_vs_proper'] = r['fvd'] / rows[0]['fvd']
+    if resamples:
+        sets = [(fake, 'fake', base)] + [(fake, 'fake', p) for _, p in variants] + [(still, 'still', base)]
+        pairs = [(feats.with_info(real, 'real', 'real', p), feats.with_info(v, tag, 'fake', p)) for v, tag, p in sets]
+        _add_intervals(rows, pairs, resamples, boot_seed)
     return dict(rows=rows, seconds=time.perf_counter() - t0, clips_through_i3d=feats.clips, seeds=list(seeds),
-                n_frames=n_frames)
+                n_frames=n_frames, resamples=resamples)
 
 # %% ../nbs/06_metrics.ipynb #4a1f10ff
 @dataclass(frozen=True)
@@ -890,9 +1002,19 @@ class MetricsPreset:
     subsample: int                      # s of the subsampling row
     sanity_frames: int = 8              # frames of the PSNR/SSIM check
     sigmas: tuple = (0.01, 0.03, 0.1)   # noise levels of the PSNR/SSIM check ([0,1] units)
+    curve_pool: int = 0                 # Moving MNIST clips (and frames) per pool of the sample-size curves; 0: none
+    curve_ns: tuple = ()                # the n per side at which the curves are measured
+    mnist_n: int = 0                    # Moving MNIST videos per side of the table with intervals; 0: none
+    mnist_frames: int = 32              # their frames
+    mnist_subsample: int = 2            # s of that table's subsampling row (16 frames spanning the whole video)
+    resamples: int = 200                # bootstrap resamples (over videos) of that table
 
 PRESETS = {'smoke': MetricsPreset(n=10, seeds=(0, 1), scale=2, crop=128, frames=64, subsample=4),
-           'paper': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=1, crop=256, frames=132, subsample=8)}
+           'paper': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=1, crop=256, frames=132, subsample=8,
+                                  curve_pool=1024, curve_ns=(16, 32, 64, 128, 256, 512, 1024), mnist_n=2048),
+           # the slow cells of this chapter: vtest at 18 per side, the sample-size curves, Moving MNIST at 256 per side
+           'cpu': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=2, crop=128, frames=132, subsample=8,
+                                curve_pool=1024, curve_ns=(16, 32, 64, 128, 256, 512, 1024), mnist_n=256)}
 
 # %% ../nbs/06_metrics.ipynb #1b510123
 def preset_videos(p: MetricsPreset) -> VideoList:
@@ -916,6 +1038,108 @@ def fvd_protocol_figure(rows: list, title: str = ''):
     ax.tick_params(labelsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/06_metrics.ipynb #e1255bc9
+def mnist_video_list(n: int, frames: int = 16, seed: int = 0, digits: int = 2, size: int = 64) -> VideoList:
+    "`n` Moving MNIST videos of real test-split digits (`vidnb.data.moving_mnist`) as a uint8, gray `VideoList`."
+    from vidnb.data import moving_mnist
+    v = moving_mnist(n, frames, size, digits, 'test', seed)
+    a = (v[:, 0, ..., None] + 1).mul_(127.5).round_().to(torch.uint8).numpy()        # (n,T,H,W,1)
+    return VideoList(list(a), f'Moving MNIST ({digits} digits, seed {seed})')
+
+def sample_size_curve(ref, same, other, ns, max_draws: int = 10, seed: int = 0) -> list:
+    """Fréchet distance to `ref` of `same` (another sample of ref's distribution: its value is the bias) and of
+    `other` (paired: `other[i]` is `same[i]` changed), `n` features per side for each `n` in `ns`, over independent
+    draws: draw `k` takes the `k`-th disjoint chunk of a seeded permutation of each pool."""
+    ref, same, other = (np.asarray(a, dtype=np.float64) for a in (ref, same, other))
+    if len(same) != len(other):
+        raise ValueError(f"same and other must be paired (one length), got {len(same)} and {len(other)}")
+    pr, ps = (np.random.default_rng([seed, i]).permutation(len(a)) for i, a in enumerate((ref, same)))
+    rows = []
+    for n in ns:
+        k = min(max_draws, len(ref) // n, len(same) // n)
+        if k < 1 or n < 2: raise ValueError(f"ns must be in [2, {min(len(ref), len(same))}] (the pools), got {n}")
+        chunks = [(pr[i * n:(i + 1) * n], ps[i * n:(i + 1) * n]) for i in range(k)]
+        a = Estimate([frechet_of(ref[r], same[s]) for r, s in chunks])
+        b = Estimate([frechet_of(ref[r], other[s]) for r, s in chunks])
+        rows.append(dict(n=n, same=a, other=b, gap=difference(b, a)))
+    return rows
+
+def separation_n(rows: list) -> int | None:
+    "Smallest n from which on (every larger n with 2+ draws too) `other` scores above `same`: the gap's 95 % lo > 0."
+    ok = [r for r in rows if r['gap'].n >= 2]
+    return next((r['n'] for i, r in enumerate(ok) if all(q['gap'].lo > 0 for q in ok[i:])), None)
+
+# %% ../nbs/06_metrics.ipynb #d2f9db6f
+def sample_size_table(rows: list, metric: str = 'FVD_16') -> list:
+    "Rows for a `Table`: per n, the draws, same and other (mean [95 %]) and the gap other − same."
+    return [{'n per side': r['n'], 'draws': r['same'].n, f'{metric} same (bias)': r['same'],
+             f'{metric} other': r['other'], 'other − same': r['gap']} for r in rows]
+
+def sample_size_figure(rows: list, same: str, other: str, metric: str = 'FVD_16', unit: str = 'clips'):
+    "Both curves against n (log axis): mean and 95 % interval per n (a single draw: its point)."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    ns = [r['n'] for r in rows]
+    for key, label, c in (('same', same, 'tab:blue'), ('other', other, 'tab:red')):
+        est = [r[key] for r in rows]
+        m = np.array([x.mean for x in est])
+        lo, hi = (np.array([getattr(x, b) if x.n > 1 else x.mean for x in est]) for b in ('lo', 'hi'))
+        ax.errorbar(ns, m, yerr=[m - lo, hi - m], marker='o', ms=3, capsize=3, color=c, label=label)
+    ax.set_xscale('log', base=2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_xlabel(f'{unit} per side (n)'); ax.set_ylabel(metric)
+    ax.legend(fontsize=8); ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+def sample_size_entry(rows: list, same: str, other: str, unit: str, protocol: dict, seconds: float) -> dict:
+    "The json record of one curve: `n_min` (`separation_n`), the descriptions and every draw at every n."
+    return dict(n_min=separation_n(rows), unit=unit, same=same, other=other, protocol=protocol,
+                seconds=round(seconds, 1),
+                rows=[dict(n=r['n'], **{k: r[k].to_json() for k in ('same', 'other', 'gap')}) for r in rows])
+
+def record_rows(entry: dict) -> list:
+    "The rows of a recorded curve with their `Estimate`s back (what `sample_size_table` and `sample_size_figure` take)."
+    return [dict(n=r['n'], **{k: Estimate.from_json(r[k]) for k in ('same', 'other', 'gap')}) for r in entry['rows']]
+
+def write_sample_size(kind: str, entry: dict, path=None) -> Path:
+    "Store `entry` as the curve of `kind` ('fid' or 'fvd') in the shipped record, atomically, keeping the other kind."
+    if kind not in ('fid', 'fvd'): raise ValueError(f"kind must be 'fid' or 'fvd', got {kind!r}")
+    path = Path(path or sample_size_path())
+    rec = {**sample_size_record(path), kind: entry}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(rec, indent=1) + '\n')
+    return path
+
+# %% ../nbs/06_metrics.ipynb #5157e990
+def fvd_sample_size(pool: int, ns, net=None, device=None, batch_size: int = 8) -> tuple:
+    """The FVD_16 sample-size curve on Moving MNIST: `pool` clips of ref (seed 1), same (seed 2) and same frozen,
+    whole 16-frame videos from t=0 without JPEG; `(rows, record entry)`."""
+    t0, prot = time.perf_counter(), FVDProtocol(real_clips='first', jpeg_quality=None)
+    net = net if net is not None else feature_net('i3d', device)
+    ref, same = mnist_video_list(pool, seed=1), mnist_video_list(pool, seed=2)
+    f = [i3d_features(v, prot, 'real', net, batch_size=batch_size, device=device)[0] for v in (ref, same, still_videos(same))]
+    rows = sample_size_curve(*f, ns)
+    return rows, sample_size_entry(rows, 'real Moving MNIST clips', 'the same clips frozen', 'clips',
+                                   prot.role_key('real'), time.perf_counter() - t0)
+
+def fid_sample_size(pool: int, ns, net=None, device=None) -> tuple:
+    """The FID sample-size curve on Moving MNIST: `pool` single frames of ref (seed 11), same (seed 12) and frames with
+    3 digits (seed 13); `(rows, record entry)`."""
+    from vidnb.data import moving_mnist
+    t0, net = time.perf_counter(), net if net is not None else feature_net('inception', device)
+    frames = lambda seed, digits=2: moving_mnist(pool, 1, 64, digits, 'test', seed)[:, :, 0]
+    f = [inception_features(frames(*a), FIDProtocol(), 'real', net, device=device) for a in ((11,), (12,), (13, 3))]
+    rows = sample_size_curve(*f, ns)
+    return rows, sample_size_entry(rows, 'real Moving MNIST frames', 'frames with 3 digits instead of 2', 'frames',
+                                   FIDProtocol().role_key('real'), time.perf_counter() - t0)
+
+def mnist_protocol_table(p: MetricsPreset, net=None, device=None) -> dict:
+    "Table 4 with intervals: `p.mnist_n` Moving MNIST videos per side (seeds 21, 22), bootstrap over videos."
+    real, fake = (mnist_video_list(p.mnist_n, frames=p.mnist_frames, seed=s) for s in (21, 22))
+    return fvd_protocol_table(real, fake, seeds=p.seeds[:2], subsample=p.mnist_subsample, net=net, device=device,
+                              batch_size=8, resamples=p.resamples)
 
 # %% ../nbs/06_metrics.ipynb #51b31bda
 def lpips_distance(pred, target, net='alex', device=None):
@@ -1114,9 +1338,35 @@ def _sanity_part(r: Report, p: MetricsPreset, videos: VideoList) -> list:
     r.add_table('PSNR/SSIM of real frames with Gaussian noise of known sigma', rows)
     return rows
 
+def _curve_part(r: Report, p: MetricsPreset, device) -> dict:
+    "Add the FVD and FID sample-size curves (tables, figures) and the ordering claim they carry; their records."
+    out = {}
+    for kind, run, metric, same, other in (('fvd', fvd_sample_size, 'FVD_16', 'real vs real', 'real vs frozen'),
+                                           ('fid', fid_sample_size, 'FID', 'real vs real', 'real vs 3 digits')):
+        rows, entry = run(p.curve_pool, p.curve_ns, device=device)
+        r.add_table(f"{metric} against {p.curve_pool} real Moving MNIST {entry['unit']}: {entry['same']} (the bias) "
+                    f"and {entry['other']}; separated from n={entry['n_min']} ({entry['seconds']:.0f} s)",
+                    sample_size_table(rows, metric))
+        r.add_figure(sample_size_figure(rows, same, other, metric, entry['unit']), f'sample_size_{kind}.png',
+                     f'{metric} against n per side')
+        out[kind] = dict(rows=rows, entry=entry)
+    big = [row for row in out['fvd']['rows'] if row['gap'].n >= 3][-1]
+    r.add_claim("Still frames score worse than real video under FVD_16 (StyleGAN-V appendix C, table 4: x4.46 on "
+                "FaceForensics, x2.69 on SkyTimelapse): FVD(frozen) − FVD(real)", big['gap'], None, unit='FVD_16',
+                setting=f"Moving MNIST, n={big['n']} clips per side, {big['gap'].n} disjoint draws")
+    return {k: v['entry'] for k, v in out.items()}
+
+def _mnist_table_part(r: Report, p: MetricsPreset, device) -> dict:
+    "Add table 4 on Moving MNIST with bootstrap intervals; its result."
+    t = mnist_protocol_table(p, device=device)
+    r.add_table(f"FVD_16 under protocol variations, {p.mnist_n} Moving MNIST videos of {p.mnist_frames} frames per "
+                f"side, 95 % basic bootstrap over videos ({p.resamples} resamples, {t['seconds']:.0f} s)", t['rows'])
+    return t
+
 # %% ../nbs/06_metrics.ipynb #386496d9
 def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
-    "The table-4 analogue on real footage and the PSNR/SSIM sanity checks (media under `out`)."
+    """The table-4 analogue on real footage, the PSNR/SSIM sanity checks and, where the preset asks, the sample-size
+    curves and table 4 with intervals on Moving MNIST (media under `out`)."""
     p, dev = pick_preset(PRESETS, preset, **overrides), default_device()
     r = Report('Metrics: FVD protocol table and PSNR/SSIM sanity', chapter_folder(out, 'metrics'), preset)
     videos = preset_videos(p)
@@ -1125,6 +1375,10 @@ def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     san = _sanity_part(r, p, videos)
     r.results = dict(preset=preset, fvd_table=t4['rows'], seconds=t4['seconds'],
                      clips_through_i3d=t4['clips_through_i3d'], psnr_ssim=san)
+    if p.curve_pool: r.results['sample_size'] = _curve_part(r, p, dev)
+    if p.mnist_n:
+        tm = _mnist_table_part(r, p, dev)
+        r.results.update(fvd_table_mnist=tm['rows'], mnist_seconds=tm['seconds'])
     return r
 
 # %% ../nbs/06_metrics.ipynb #c17ba573
