@@ -7,14 +7,14 @@ Docs: https://vidnb.github.io/vidnb/gmlr.html.md"""
 # %% ../nbs/10_gmlr.ipynb #591625b9
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import check_video, default_device, set_seed, unfold_time, cache_dir, to_gray, time_interleaved
-from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, Repeat
+from .learner import Learner, Callback, DataLoaders, MetricsCB, ProgressCB, DeviceCB, Repeat, plateau_step
 from .physics import Identity, MissingPixels, GaussianNoise, measure, operator as physics_operator
 from .latent import low_rank_project, pca_project, plot_embedding, interpolate_codes
 from .metrics import psnr
@@ -26,12 +26,13 @@ __all__ = ['GENERATORS', 'RGB_TEST_CLIPS', 'RANK_TYPES', 'METHODS', 'ALGORITHMS'
            'Generator', 'generator', 'unit_rows', 'pca_codes', 'GLO', 'GLOLearner', 'glo_psnr', 'mnist64_train',
            'rgb_train', 'save_generator', 'pretrain', 'Generators', 'GMLR', 'check_rank', 'project_codes',
            'similarity_penalty', 'FitConfig', 'GMLRLearner', 'reconstruct', 'weights_path', 'load_generator',
-           'pretrained', 'sequence', 'spread', 'test_set', 'column_config', 'run_row', 'row_claims', 'GMLRPreset',
-           'pick_rows', 'run_table', 'run_algorithms', 'table3_clip', 'table3_windows', 'run_table3', 'table3_claims',
-           'linearise', 'line_positions', 'frame_order', 'plot_line_positions', 'run_lines', 'crossfade',
-           'missing_frames', 'run_missing_frames', 'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers',
-           'compare_init', 'plot_loss_curves', 'is_gray', 'run_reconstruct', 'cli', 'StopAtPSNR',
-           'plain_conv_transpose', 'bench_step', 'seconds_to_target', 'bench_batch', 'bench', 'add_claims', 'reproduce']
+           'pretrained', 'sequence', 'spread', 'test_set', 'column_config', 'run_row', 'row_claims',
+           'convergence_curve', 'GMLRPreset', 'pick_rows', 'run_table', 'run_algorithms', 'table3_clip',
+           'table3_windows', 'run_table3', 'table3_claims', 'linearise', 'line_positions', 'frame_order',
+           'plot_line_positions', 'run_lines', 'crossfade', 'missing_frames', 'run_missing_frames',
+           'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers', 'compare_init', 'plot_loss_curves',
+           'is_gray', 'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose', 'bench_step', 'seconds_to_target',
+           'bench_batch', 'bench', 'add_claims', 'reproduce']
 
 # %% ../nbs/10_gmlr.ipynb #44d85307
 GENERATORS = {'gray': dict(nz=32, widths=(256, 128, 64, 32), channels=1),
@@ -475,6 +476,21 @@ def row_claims(rows, better='joint', worse='latent'):
                    f"{len(gaps)} rows, below in {verdicts.count('below')}; "
                    + '; '.join(f'{s} {o}: {describe_gap(g)}' for s, o, g in gaps) + '.')
     return out
+
+# %% ../nbs/10_gmlr.ipynb #33c29cf3
+def convergence_curve(row, col='joint', n=3, max_steps=2000, every=25, tol=0.25, sets=None):
+    "PSNR against steps of column `col` of table row `row` over `n` draws (or `sets`): the mean curve and its plateau."
+    seq, operator, rank_latent, rank_joint, _ = row
+    sets, t0, curves = test_set(seq, n) if sets is None else sets, time.perf_counter(), []
+    cfg = replace(column_config(col, rank_latent, rank_joint, max_steps), log_every=every)
+    for x, s in sets:
+        h = reconstruct(x, physics_operator(operator, x.shape[2], 64, x.shape[1], s), cfg, seed=s)['history']
+        curves.append(([r['step'] for r in h], [r['psnr'] for r in h], len(x)))
+    steps = curves[0][0]
+    w = np.array([k for *_, k in curves], dtype=float)                  # a batch of k sequences weighs k
+    mean = (np.array([c for _, c, _ in curves]) * w[:, None]).sum(0) / w.sum()
+    return dict(sequence=seq, operator=operator, column=col, n=int(w.sum()), steps=steps, psnr=mean.tolist(),
+                plateau=plateau_step(steps, mean, tol), tol=tol, seconds=round(time.perf_counter() - t0, 1))
 
 # %% ../nbs/10_gmlr.ipynb #074a54c6
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from .report import chapter_folder, Report, pick_preset, save_figure
 # %% auto #0
 __all__ = ['PRESETS', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'with_cbs', 'DataLoaders',
            'as_dls', 'to_device', 'find_bs', 'skip_batches', 'loader_generators', 'unwrap', 'Repeat', 'NoScaler',
-           'Learner', 'DeviceCB', 'MetricsCB', 'plot_history', 'ProgressCB', 'MixedPrecisionCB', 'LRSchedCB',
-           'GradClipCB', 'EMACB', 'SnapshotCB', 'NaNStopCB', 'tree_digest', 'save_checkpoint', 'load_checkpoint',
-           'check_model_state', 'load_model', 'CheckpointCB', 'DDPCB', 'LearnerPreset', 'reproduce', 'bench']
+           'Learner', 'DeviceCB', 'MetricsCB', 'plot_history', 'plateau_step', 'ProgressCB', 'MixedPrecisionCB',
+           'LRSchedCB', 'GradClipCB', 'EMACB', 'SnapshotCB', 'NaNStopCB', 'tree_digest', 'save_checkpoint',
+           'load_checkpoint', 'check_model_state', 'load_model', 'CheckpointCB', 'DDPCB', 'LearnerPreset', 'reproduce',
+           'bench']
 
 # %% ../nbs/04_learner.ipynb #b310e96c
 class CancelFitException(Exception):
@@ -362,6 +363,20 @@ def plot_history(history, keys=None, ax=None, logy=False):
     ax.legend()
     if logy: ax.set_yscale('log')
     return ax
+
+# %% ../nbs/04_learner.ipynb #91be66bf
+def plateau_step(steps, values, tol: float, better: str = 'higher', last: int = 3):
+    "First step from which the curve stays within `tol` of its end (mean of the `last` values); None if still moving."
+    if better not in ('higher', 'lower'): raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
+    s, v = np.asarray(steps), np.asarray(values, dtype=float)
+    if s.shape != v.shape or s.ndim != 1 or len(v) < last or last < 2:
+        raise ValueError(f"steps and values must be 1-D of one length >= last={last} >= 2, got {s.shape} and {v.shape}")
+    if not (isinstance(tol, (int, float)) and tol > 0): raise ValueError(f"tol must be a number > 0, got {tol!r}")
+    tail = v[-last:]
+    if np.ptp(tail) > tol: return None
+    ok = v >= tail.mean() - tol if better == 'higher' else v <= tail.mean() + tol
+    bad = np.flatnonzero(~ok)
+    return int(s[0] if len(bad) == 0 else s[bad[-1] + 1])
 
 # %% ../nbs/04_learner.ipynb #2c3e2cf1
 def _in_notebook():
