@@ -27,8 +27,8 @@ __all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SGVConfig', 'Trai
            'Discriminator', 'sample_times', 'gather_frames', 'process_rows', 'VideoAugment', 'd_loss', 'g_loss',
            'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'video_noise', 'generate',
            'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity',
-           'stream_memory', 'stream_memory_rows', 'project', 'motion_over_time', 'load_generator', 'write_generated',
-           'cli', 'reproduce', 'bench']
+           'stream_memory', 'stream_memory_rows', 'projection_motion', 'project', 'reanimate', 'motion_over_time',
+           'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 def _check_positive_ints(dc):
@@ -829,6 +829,11 @@ def _frame_errors(G: Generator, w: Tensor, t: Tensor, mz: Tensor, target: Tensor
         return (frames[:, :, 0] - target).pow(2).flatten(1).mean(1)
     return torch.cat([err(c) for c in w.split(64)])
 
+def projection_motion(G: Generator, seed) -> Tensor:
+    "The motion noise `project` fits with under `seed` (an int or a seeded generator): the codes that cover t = 0."
+    g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    return G.motion.sample_noise(1, 0., generator=g)
+
 def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, seed: int = 0, start: str = 'nearest',
             n_init: int = 256) -> tuple:
     "W+ code (1, num_ws, w_dim) fitting frame `target` (1,C,H,W) at t=0 by pixel MSE; returns (ws, losses)."
@@ -840,7 +845,7 @@ def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, see
     dev = next(G.parameters()).device
     target = target.to(dev)
     g = torch.Generator().manual_seed(seed)
-    mz = G.motion.sample_noise(1, 0., generator=g).to(dev)
+    mz = projection_motion(G, g).to(dev)
     t = torch.zeros(1, 1, device=dev)
     with torch.no_grad():                          # start: the mean w of `n_init` samples, or the nearest sample's w
         w = G.mapping(torch.randn(n_init, G.cfg.z_dim, generator=g).to(dev))
@@ -858,6 +863,19 @@ def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, see
         losses.append(loss.detach())                                            # no device sync per step
     for p, r in zip(G.parameters(), was): p.requires_grad_(r)
     return ws.detach(), torch.stack(losses).tolist()
+
+@torch.no_grad()
+def reanimate(G: Generator, ws: Tensor, n_frames: int, seed: int = 0, fresh_seed: int = 1) -> Tensor:
+    """A video `(1,C,n_frames,H,W)` of the projected W+ code `ws` (from `project(..., seed=seed)`): it keeps the motion
+    noise the projection was fitted with, which covers the first window (so frame 0 is the projection), and draws
+    fresh noise under `fresh_seed` for the codes after it."""
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+    dev = ws.device
+    kept = projection_motion(G, seed)
+    fresh = G.motion.sample_noise(1, n_frames - 1, generator=torch.Generator().manual_seed(fresh_seed))
+    mz = torch.cat([kept, fresh[:, kept.shape[1]:]], 1).to(dev)
+    return G(None, torch.arange(float(n_frames), device=dev)[None], mz, ws=ws).clamp(-1, 1)
 
 # %% ../nbs/12_styleganv.ipynb #c0a1e7d2
 @torch.no_grad()
