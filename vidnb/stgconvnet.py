@@ -17,15 +17,17 @@ import torch.nn.functional as F
 from .core import (check_video, check_sound, set_seed, write_video, write_sound, time_interleaved, run_folder,
                         check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import Learner, Callback, MetricsCB, ProgressCB, DeviceCB, CheckpointCB, DataLoaders, load_checkpoint
-from .report import chapter_folder, Report, pick_preset, save_figure
+from .report import chapter_folder, Report, pick_preset, save_figure, Estimate, versus, difference, describe_gap
 
 # %% auto #0
-__all__ = ['PAPER_LAYERS', 'PRESETS', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged',
-           'check_chains', 'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config', 'join_init', 'GrowLayers',
-           'ExperimentCB', 'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel',
-           'spectral_distance', 'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture',
-           'pixel_noise', 'texture_fid', 'texture_synthesis', 'load_model_checkpoint', 'sample', 'write_signals', 'cli',
-           'reproduce', 'bench']
+__all__ = ['PAPER_LAYERS', 'PRESETS', 'TEXTURE_BASELINES', 'EXPERIMENTS', 'SOUND_BASELINES', 'SOUND_CLAIMS', 'FRESH_SOUND',
+           'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged', 'check_chains',
+           'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config', 'join_init', 'GrowLayers', 'ExperimentCB',
+           'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel', 'spectral_distance',
+           'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture', 'pixel_noise',
+           'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis', 'load_model_checkpoint', 'sample',
+           'write_signals', 'estimate_rows', 'texture_draw', 'run_textures', 'texture_gaps', 'texture_lines',
+           'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines', 'add_claims', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
 @dataclass(frozen=True)
@@ -211,11 +213,13 @@ class STGPreset:
     st: STGConfig                 # experiment 1: conv in space and time, learned layer by layer (foliage)
     fc: STGConfig                 # experiment 2: spatially fully connected layer 2, learned end to end (foliage)
     sound: STGConfig              # experiment 3: 1-D filters (the tabla loop)
-    fresh_chains: int = 2         # new chains started at 0 under experiment 2's learned w ...
-    fresh_steps: int = 200        # ... and their Langevin steps
-    baseline_seeds: int = 3       # videos of each texture baseline (LDS, per-pixel noise) in the FID and FVD tables
+    fresh_chains: int = 3         # per seed: new chains started at 0 under each foliage experiment's learned w ...
+    fresh_steps: int = 200        # ... and their Langevin steps (the sound chains too)
+    baseline_seeds: int = 3       # per seed: videos of each texture baseline (LDS, per-pixel noise) in the FID and FVD tables
     fvd_frames: int = 16          # I3D clip length (at most the observed frames; I3D needs 9 or more)
     floor_start: float = 3.0      # seconds into the tabla loop where the sound table's floor (another excerpt) starts
+    seeds: tuple = (0,)           # training seeds: each learns experiments 1, 2 and 3 once; estimates are over them
+    real_clips: int = 3           # FVD: clips of `fvd_frames` cut from the 54 usable foliage frames (`real_clip_starts`)
 
 _SMOKE_LAYERS = {
     'st': (Layer(20, (7, 7, 7), (2, 3, 3)), Layer(20, (3, 5, 5), (2, 2, 2)), Layer(10, (2, 3, 3), (1, 1, 1))),
@@ -227,13 +231,16 @@ _SMOKE_LAYERS = {
 def _sound(layers, n, **kw): return STGConfig('sound', layers, (n,), channels=1, scale=1000., lr_mult=(1.,), **kw)
 
 _FAST = dict(lr=1e-2, lr_mult=(1., .5, .25))     # smoke: 10 times the paper's rate, smaller rates up the layers
+_SMOKE = STGPreset(st=STGConfig('st', _SMOKE_LAYERS['st'], (16, 64, 64), grow=(30, 60), init_std=0.03, **_FAST),
+                   fc=STGConfig('fc', _SMOKE_LAYERS['fc'], (16, 64, 64), iters=300, **_FAST),
+                   sound=_sound(_SMOKE_LAYERS['sound'], 16384, chains=2, lr=1e-2))
+_ESTIMATES = dict(seeds=(0, 1, 2), fresh_chains=32, baseline_seeds=32, real_clips=32)   # 32 clips a side, 3 seeds
 PRESETS = {
-    'smoke': STGPreset(st=STGConfig('st', _SMOKE_LAYERS['st'], (16, 64, 64), grow=(30, 60), init_std=0.03, **_FAST),
-                       fc=STGConfig('fc', _SMOKE_LAYERS['fc'], (16, 64, 64), iters=300, **_FAST),
-                       sound=_sound(_SMOKE_LAYERS['sound'], 16384, chains=2, lr=1e-2)),
+    'smoke': _SMOKE,
+    'cpu': replace(_SMOKE, sound=replace(_SMOKE.sound, chains=7), **_ESTIMATES),   # smoke networks; 7 chains x 1.49 s of sound
     'paper': STGPreset(st=STGConfig('st', PAPER_LAYERS['st'], (40, 224, 224), grow=(333, 666)),
                        fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
-                       sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000)),
+                       sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000), **_ESTIMATES),
 }
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
@@ -448,21 +455,55 @@ def pixel_noise(x, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (x.mean(2, keepdim=True) + x.std(2, keepdim=True) * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
-def _texture_baselines(x, seeds: int) -> dict:
-    "The two baselines learned from `x`, `seeds` videos of each (seeds 0, 1, ...)."
-    return {'LDS (Doretto et al. 2003)': torch.cat([lds_texture(x, seed=i) for i in range(seeds)]),
-            'per-pixel noise': torch.cat([pixel_noise(x, seed=i) for i in range(seeds)])}
+TEXTURE_BASELINES = {'LDS (Doretto et al. 2003)': lds_texture, 'per-pixel noise': pixel_noise}
+
+def _texture_baselines(x, n: int, seed: int = 0) -> dict:
+    "The two baselines learned from `x`: `n` videos of each, drawn with seeds `seed * n`, ..., `seed * n + n - 1`."
+    return {k: torch.cat([f(x, seed=seed * n + i) for i in range(n)]) for k, f in TEXTURE_BASELINES.items()}
 
 # %% ../nbs/13_stgconvnet.ipynb #79a2d203
-def texture_fid(real, fakes: dict, net=None, device=None):
-    "`[{video, FID}]` of each video in `fakes` against the frames of `real` (real statistics computed once)."
-    from vidnb.metrics import fid, inception_stats, feature_net
-    from vidnb.core import default_device
-    net = net or feature_net('inception', device or default_device())
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')                      # SmallSampleWarning: few frames, said in the text
-        rs = inception_stats(real, net=net, progress=False)
-        return [dict(video=k, FID=fid(rs, v, net=net, progress=False, cache=False)) for k, v in fakes.items()]
+def real_clip_starts(total: int, length: int, n: int) -> list:
+    "Starts of `n` clips of `length` frames spread evenly over `total` frames: floor(i (total - length) / (n - 1))."
+    if not 1 <= length <= total: raise ValueError(f"length must be between 1 and total={total}, got {length}")
+    if n < 1: raise ValueError(f"n must be at least 1, got {n}")
+    return [i * (total - length) // max(n - 1, 1) for i in range(n)]
+
+def foliage_real(size: int, clips: int, length: int = 16):
+    "The usable foliage frames at `size` `(1,3,54,size,size)` and `clips` clips of `length` cut at `real_clip_starts`."
+    from vidnb.data import clip, CLIPS
+    v = clip('foliage', frames=CLIPS['foliage'].frames, size=size, square=True)
+    return v, torch.cat([v[:, :, s:s + length] for s in real_clip_starts(v.shape[2], length, clips)])
+
+class TextureScores:
+    "FID (every frame) and FVD (each video's first clip) of videos against fixed real frames and clips, stats computed once."
+    def __init__(self, frames, clips, nets=None, size=None, device=None):
+        from vidnb.metrics import FIDProtocol, FVDProtocol, inception_stats, i3d_stats, feature_net
+        from vidnb.core import default_device
+        dev = device or default_device()
+        self.nets = nets or (feature_net('inception', dev), feature_net('i3d', dev))
+        sz = dict(size=size) if size else {}
+        self.fid_p = FIDProtocol(**sz)
+        self.fvd_p = FVDProtocol(n_frames=clips.shape[2], real_clips='first', fake_clips='first', jpeg_quality=None, **sz)
+        self.n_real = (frames.shape[0] * frames.shape[2], len(clips))
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')                    # SmallSampleWarning: n is stated beside every score
+            self.real = (inception_stats(frames, self.fid_p, 'real', self.nets[0], device=dev, progress=False),
+                         i3d_stats(clips, self.fvd_p, 'real', self.nets[1], device=dev, progress=False))
+
+    def fid(self, v):
+        "FID of every frame of the videos `v` against the real frames."
+        from vidnb.metrics import fid
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return fid(self.real[0], v, self.fid_p, net=self.nets[0], progress=False, cache=False)
+
+    def __call__(self, v) -> dict:
+        "`{clips, frames, FID, FVD}` of the videos `v` `(B,C,T,H,W)`."
+        from vidnb.metrics import fvd
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            d = fvd(self.real[1], v, self.fvd_p, net=self.nets[1], progress=False, cache=False)
+        return dict(clips=len(v), frames=v.shape[0] * v.shape[2], FID=self.fid(v), FVD=d)
 
 # %% ../nbs/13_stgconvnet.ipynb #b7d41e09
 def texture_synthesis(video, preset: str = 'smoke', arch: str = 'fc', seed: int = 0, **overrides) -> Tensor:
@@ -508,6 +549,148 @@ def write_signals(v, path, cfg: STGConfig):
     if path.suffix.lower() not in ('.wav', '.flac', '.ogg'):
         raise ValueError(f"out must be a .wav, .flac or .ogg file for a sound model, got {path}")
     return write_sound(_chained(v, cfg.sr), path, cfg.sr)
+
+# %% ../nbs/13_stgconvnet.ipynb #46049f99
+def _timed(f, *args, **kw):
+    "`(f(*args, **kw), seconds it took)`."
+    t0 = time.perf_counter()
+    return f(*args, **kw), time.perf_counter() - t0
+
+def estimate_rows(rows: list, by: str, keys: tuple, keep: tuple = ()) -> list:
+    "One row per value of column `by`: columns `keep` (equal across its draws), each of `keys` an `Estimate` (t) over its draws."
+    groups = {}
+    for r in rows: groups.setdefault(r[by], []).append(r)
+    out = []
+    for g, rs in groups.items():
+        bad = [k for k in keep if any(r[k] != rs[0][k] for r in rs)]
+        if bad: raise ValueError(f"keep must name columns equal across the draws of a row, got {bad} varying for {g!r}")
+        out.append({by: g, **{k: rs[0][k] for k in keep}, **{k: Estimate([r[k] for r in rs], 't') for k in keys}})
+    return out
+
+# %% ../nbs/13_stgconvnet.ipynb #628be279
+EXPERIMENTS = {'fc': 'STGConvNet exp. 2', 'st': 'STGConvNet exp. 1'}     # arch -> the name in the tables
+
+def _learn_and_sample(x, cfg: STGConfig, p: STGPreset, seed: int):
+    "`(learned chain, p.fresh_chains fresh chains, seconds learning, seconds sampling)` of `cfg` learned from `x` at `seed`."
+    learn, t_learn = _timed(train, x, cfg, progress=False, seed=seed)
+    fresh, t_sample = _timed(sample, learn.model, p.fresh_steps, p.fresh_chains, True, seed=seed)
+    return synthesised(learn.model), fresh, t_learn, t_sample
+
+def texture_draw(p: STGPreset, seed: int, score) -> dict:
+    "One seed: experiments 2 and 1 learned and sampled, the baselines drawn, all scored by `score`; rows, videos, seconds."
+    x = _foliage(p.fc)
+    obs, syn, sec = {'fc': x, 'st': x if p.st.shape == p.fc.shape else _foliage(p.st)}, {}, {}
+    for arch, cfg in (('fc', p.fc), ('st', p.st)):
+        learned, fresh, sec[f'{arch}_learn'], sec[f'{arch}_sample'] = _learn_and_sample(obs[arch], cfg, p, seed)
+        syn[arch] = learned, fresh
+    videos = {**{EXPERIMENTS[a]: f for a, (_, f) in syn.items()}, **_texture_baselines(x, p.baseline_seeds, seed)}
+    t0 = time.perf_counter()
+    rows = [dict(seed=seed, video=k, **score(v)) for k, v in videos.items()]
+    chains = [dict(seed=seed, video=f'{EXPERIMENTS[a]}, {what}', frames=v.shape[2], FID=score.fid(v))
+              for a, (learned, fresh) in syn.items() for what, v in (('learned chain', learned), ('one fresh chain', fresh[:1]))]
+    sec['score'] = time.perf_counter() - t0
+    return dict(seed=seed, rows=rows, chains=chains, seconds=sec,
+                videos=dict(observed=obs, learned={a: l for a, (l, _) in syn.items()}, **videos))
+
+def run_textures(p: STGPreset, score=None) -> dict:
+    "Experiments 2 and 1 and the baselines at every seed of `p`: per-seed rows, a row of Estimates per method, seconds."
+    t0 = time.perf_counter()
+    if len({p.fc.shape[1:], p.st.shape[1:]}) > 1:
+        raise ValueError(f"p.st and p.fc must share a frame size for one real set, got {p.st.shape} and {p.fc.shape}")
+    score = score or TextureScores(*foliage_real(p.fc.shape[1], p.real_clips, p.fvd_frames))
+    draws = [texture_draw(p, s, score) for s in p.seeds]
+    rows, chains = [r for d in draws for r in d['rows']], [r for d in draws for r in d['chains']]
+    return dict(rows=rows, chains=chains, table=estimate_rows(rows, 'video', ('FID', 'FVD'), ('clips', 'frames')),
+                chain_table=estimate_rows(chains, 'video', ('FID',), ('frames',)), real=score.n_real,
+                fresh_steps=p.fresh_steps, videos=draws[0]['videos'],
+                seconds=dict(total=time.perf_counter() - t0, per_seed=[dict(seed=d['seed'], **d['seconds']) for d in draws]))
+
+# %% ../nbs/13_stgconvnet.ipynb #6f0b4fce
+def _order(g: Estimate, a: str, b: str, what: str) -> str:
+    "What the interval of the paired difference `g` = a - b says about which of `a`, `b` has the lower `what`."
+    v = versus(g, 0)
+    if v == 'not resolved': return f'which of {a} and {b} has the lower {what} is not resolved at n = {g.n}'
+    return f"{a if v == 'below' else b} has the lower {what}"
+
+def texture_gaps(table: list) -> dict:
+    "`(experiment, score, baseline)` -> STGConvNet minus the baseline, paired by seed, from `run_textures`' table."
+    t = {r['video']: r for r in table}
+    return {(e, s, b): difference(t[e][s], t[b][s]) for e in EXPERIMENTS.values() for s in ('FID', 'FVD')
+            for b in TEXTURE_BASELINES}
+
+def texture_lines(tex: dict) -> list:
+    "Each STGConvNet-minus-baseline difference of `run_textures` in words, and fresh against learned chains."
+    (nf, nc), r0 = tex['real'], tex['table'][0]
+    out = [f"{s} ({r0['clips']} videos, {r0['frames']} frames a side against {nf} real frames and {nc} real clips), {e} "
+           f"minus {b}, paired by seed: {describe_gap(g, fmt='.1f')}; {_order(g, e, b, s)}."
+           for (e, s, b), g in texture_gaps(tex['table']).items()]
+    c = {r['video']: r['FID'] for r in tex['chain_table']}
+    for e in EXPERIMENTS.values():
+        g = difference(c[f'{e}, one fresh chain'], c[f'{e}, learned chain'])
+        out.append(f"FID at 16 frames, {e}: a fresh chain ({tex['fresh_steps']} Langevin steps from 0) minus the learned "
+                   f"chain, paired by seed: {describe_gap(g, fmt='.1f')}; {_order(g, 'the fresh chain', 'the learned chain', 'FID')}.")
+    return out
+
+# %% ../nbs/13_stgconvnet.ipynb #fd4cf0e7
+SOUND_BASELINES = {'shuffled 46 ms segments': shuffled_segments, 'AR(32)': ar_sound,
+                   'spectrum-matched noise': spectrum_noise, 'white noise': white_noise}
+SOUND_CLAIMS = (('frechet', 'Fréchet distance of log-mel frames'), ('std_db', 'log-mel std over time error (dB)'))
+FRESH_SOUND = 'STGConvNet, fresh chains'
+
+def _spectral_row(xs, s, sr) -> dict:
+    return dict(length_s=round(s.shape[0] * s.shape[-1] / sr, 2), **spectral_distance(xs, s, sr))
+
+def sound_draw(p: STGPreset, seed: int, xs) -> dict:
+    "One seed of experiment 3: learn from `xs`; its learned chains, as many fresh ones and draws of each baseline; rows."
+    learn, t_learn = _timed(train, xs, p.sound, progress=False, seed=seed)
+    learned, k = synthesised(learn.model), p.sound.chains
+    fresh, t_sample = _timed(sample, learn.model, p.fresh_steps, k, True, seed=seed)
+    base = {n: torch.cat([f(xs, seed=seed * k + i) for i in range(k)]) for n, f in SOUND_BASELINES.items()}
+    sounds = {'STGConvNet': learned, FRESH_SOUND: fresh, **base}
+    rows = [dict(seed=seed, sound=n, **_spectral_row(xs, s, p.sound.sr)) for n, s in sounds.items()]
+    return dict(seed=seed, rows=rows, learned=learned, seconds=dict(learn=t_learn, sample=t_sample))
+
+def run_sound(p: STGPreset) -> dict:
+    "Experiment 3 and the sound baselines at every seed of `p`: per-seed rows, a row of Estimates per sound, the floor."
+    t0, xs = time.perf_counter(), _tabla(p.sound)
+    start = min(p.floor_start, 10.6 - xs.shape[-1] / p.sound.sr)        # the loop is 10.6 s long
+    floor = dict(sound='another excerpt (floor, fixed)', **_spectral_row(xs, _tabla(p.sound, offset=start), p.sound.sr))
+    draws = [sound_draw(p, s, xs) for s in p.seeds]
+    rows = [r for d in draws for r in d['rows']]
+    return dict(observed=xs, rows=rows, floor=floor, learned=draws[0]['learned'], fresh_steps=p.fresh_steps,
+                table=estimate_rows(rows, 'sound', ('mean_db', 'std_db', 'frechet'), ('length_s',)),
+                seconds=dict(total=time.perf_counter() - t0, per_seed=[dict(seed=d['seed'], **d['seconds']) for d in draws]))
+
+def sound_gaps(table: list) -> dict:
+    "`(measure, baseline)` -> STGConvNet minus the baseline (AR(32), spectrum-matched noise), paired by seed."
+    t = {r['sound']: r for r in table}
+    return {(m, b): difference(t['STGConvNet'][m], t[b][m]) for m, _ in SOUND_CLAIMS
+            for b in ('AR(32)', 'spectrum-matched noise')}
+
+def sound_lines(snd: dict) -> list:
+    "Each STGConvNet-minus-baseline difference of `run_sound` in words, and fresh against learned chains."
+    what, t = dict(SOUND_CLAIMS), {r['sound']: r for r in snd['table']}
+    ln = t['STGConvNet']['length_s']
+    out = [f"{what[m]} against the observed sound ({ln} s a side), STGConvNet minus {b}, paired by seed: "
+           f"{describe_gap(g, fmt='.2f')}; {_order(g, 'STGConvNet', b, m)}." for (m, b), g in sound_gaps(snd['table']).items()]
+    g = difference(t[FRESH_SOUND]['frechet'], t['STGConvNet']['frechet'])
+    return out + [f"{what['frechet']}, fresh chains ({snd['fresh_steps']} Langevin steps from 0) minus the learned chains, "
+                  f"paired by seed: {describe_gap(g, fmt='.2f')}; {_order(g, 'the fresh chains', 'the learned chains', 'frechet')}."]
+
+# %% ../nbs/13_stgconvnet.ipynb #c1ceb9cb
+def add_claims(r: Report, tex: dict, snd: dict) -> list:
+    "Add STGConvNet-below-baseline orderings (texture FID/FVD, sound log-mel) to report `r` as `Claim`s; return them."
+    n0, seeds = len(r.claims), lambda g, what: f'{r.preset}: n={g.n} seeds, {what}'
+    r0 = tex['table'][0]
+    clips = f"{r0['clips']} videos ({r0['frames']} frames) a side"
+    for (e, s, b), g in texture_gaps(tex['table']).items():
+        r.add_claim(f'Experiment {e.split()[-1]} (foliage): STGConvNet {s} below {b} (paired by seed)', g,
+                    better='lower', setting=seeds(g, clips))
+    ln = f"{snd['table'][0]['length_s']} s of sound a side"
+    for (m, b), g in sound_gaps(snd['table']).items():
+        r.add_claim(f'Experiment 3 (tabla): STGConvNet {dict(SOUND_CLAIMS)[m]} below {b} (paired by seed)', g,
+                    better='lower', setting=seeds(g, ln))
+    return r.claims[n0:]
 
 # %% ../nbs/13_stgconvnet.ipynb #b95d37eb
 def _positive_float(s: str) -> float:
@@ -634,102 +817,66 @@ def cli(argv=None):
         return 1
 
 # %% ../nbs/13_stgconvnet.ipynb #e8e2c506
-def _timed(f, *args, **kw):
-    "`(f(*args, **kw), seconds it took)`."
-    t0 = time.perf_counter()
-    return f(*args, **kw), time.perf_counter() - t0
+def _texture_media(r: Report, p: STGPreset, tex: dict) -> None:
+    "The first seed's foliage videos (observed | learned chain, each experiment) and experiment 2's frames figure."
+    v = tex['videos']
+    obs, learned, fresh = v['observed'], v['learned'], v[EXPERIMENTS['fc']][:2]
+    r.add_video(torch.cat([obs['fc'], learned['fc']]), 'foliage.mp4', 'observed | synthesised (learned chain)', fps=p.fc.fps)
+    r.add_figure(_figure(obs['fc'], torch.cat([learned['fc'], fresh]), p.fc), 'foliage.png',
+                 f'observed, learned chain, {len(fresh)} fresh chains')
+    r.add_video(torch.cat([obs['st'], learned['st']]), 'foliage_exp1.mp4', 'experiment 1: observed | synthesised layer by layer',
+                fps=p.st.fps)
 
-def _experiment2(r: Report, p: STGPreset):
-    "Experiment 2 (end to end) on the foliage clip: its video and frames; `(observed, learned chain, fresh chains)`."
-    x = _foliage(p.fc)
-    learn, r.results['video_seconds'] = _timed(train, x, p.fc, progress=False)
-    syn = synthesised(learn.model)
-    fresh = sample(learn.model, steps=p.fresh_steps, chains=p.fresh_chains, fresh=True)
-    r.add_video(torch.cat([x, syn]), 'foliage.mp4', 'observed | synthesised (learned chain)', fps=p.fc.fps)
-    r.add_figure(_figure(x, torch.cat([syn, fresh]), p.fc), 'foliage.png', 'observed, learned chain, two fresh chains')
-    return x, syn, fresh
-
-def _experiment1(r: Report, p: STGPreset, x):
-    "Experiment 1 (layer by layer) on the foliage clip (`x` if the sizes agree): its video; `(observed, synthesised)`."
-    x1 = x if tuple(p.st.shape) == tuple(x.shape[2:]) else _foliage(p.st)
-    learn, r.results['exp1_seconds'] = _timed(train, x1, p.st, progress=False)
-    syn1 = synthesised(learn.model)
-    caption = 'experiment 1: observed | synthesised layer by layer'
-    r.add_video(torch.cat([x1, syn1]), 'foliage_exp1.mp4', caption, fps=p.st.fps)
-    return x1, syn1
-
-# %% ../nbs/13_stgconvnet.ipynb #503f7258
-def _fid_table(r: Report, x, videos: dict, exp1: tuple) -> None:
-    "FID of `videos` against the observed `x` and of experiment 1's synthesis against its observed video."
-    rows = texture_fid(x, videos) + texture_fid(exp1[0], {'STGConvNet experiment 1 (layer by layer)': exp1[1]})
-    r.results['fid'] = {row['video']: row['FID'] for row in rows}
-    r.add_table(f'FID vs the observed {x.shape[2]} frames (Inception-v3)', rows)
-
-def _fvd_table(r: Report, p: STGPreset, x, videos: dict) -> None:
-    "FVD of `videos` against every non-overlapping clip of the whole foliage clip (at `x`'s frame size)."
-    from vidnb.metrics import fvd, i3d_stats, feature_net, FVDProtocol
-    from vidnb.core import default_device
-    from vidnb.data import CLIPS
-    k, net = min(x.shape[2], p.fvd_frames), feature_net('i3d', default_device())
-    prot = FVDProtocol(n_frames=k, real_clips='all', fake_clips='all', jpeg_quality=None)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        rs = i3d_stats(_foliage(p.fc, frames=CLIPS['foliage'].frames), prot, 'real', net=net, progress=False)
-        rows = [{'video': n, f'FVD_{k}': fvd(rs, v, protocol=prot, net=net, progress=False, cache=False)}
-                for n, v in videos.items()]
-    r.results['fvd'] = {row['video']: row[f'FVD_{k}'] for row in rows}
-    r.add_table(f'FVD vs all {CLIPS["foliage"].frames} frames of the clip (I3D, non-overlapping clips)', rows)
-
-def _texture_tables(r: Report, p: STGPreset, exp2: tuple, exp1: tuple) -> None:
-    "The FID and FVD tables of the foliage experiments, with the floor and the baselines."
-    from vidnb.data import CLIPS
-    (x, syn, fresh), base = exp2, _texture_baselines(exp2[0], p.baseline_seeds)
-    floor = _foliage(p.fc, start=CLIPS['foliage'].frames - x.shape[2])
-    ours = {'STGConvNet (learned chain)': syn, 'STGConvNet (fresh chains)': fresh}
-    _fid_table(r, x, {'other frames of the clip (floor)': floor, **ours, **base}, exp1)
-    _fvd_table(r, p, x, {'STGConvNet (learned + fresh chains)': torch.cat([syn, fresh]), **base})
+def _texture_tables(r: Report, tex: dict) -> None:
+    "The foliage tables of estimates; every draw and the seconds in `r.results`."
+    (nf, nc), keep = tex['real'], ('rows', 'chains', 'table', 'chain_table', 'real', 'fresh_steps', 'seconds')
+    r.results['textures'] = {k: tex[k] for k in keep}
+    r.add_table(f'Foliage: FID vs the {nf} usable frames, FVD vs {nc} real 16-frame clips; mean [95% t interval] (n seeds)',
+                tex['table'])
+    r.add_table('Learned chain and one fresh chain at equal n (16 frames), FID vs the usable frames', tex['chain_table'])
 
 # %% ../nbs/13_stgconvnet.ipynb #ae1a1902
-def _experiment3(r: Report, p: STGPreset):
-    "Experiment 3 on the tabla loop: the observed and synthesised sounds and their figure; `(observed, synthesised)`."
-    cs = p.sound
-    xs = _tabla(cs)
-    learn, r.results['sound_seconds'] = _timed(train, xs, cs, progress=False)
-    ss = synthesised(learn.model)
+def _sound_media(r: Report, p: STGPreset, snd: dict) -> None:
+    "The observed and the first seed's synthesised sounds and their figure."
+    xs, ss, cs = snd['observed'], snd['learned'], p.sound
     r.add_sound(xs, 'tabla_observed.wav', 'observed tabla', sr=cs.sr)
-    r.add_sound(_chained(ss, cs.sr), 'tabla_synthesised.wav', 'synthesised tabla (chains one after another)', sr=cs.sr)
-    r.add_figure(_figure(xs, ss, cs), 'tabla.png', 'waveforms and spectrograms')
-    return xs, ss
+    r.add_sound(_chained(ss, cs.sr), 'tabla_synthesised.wav', f'synthesised tabla: the first seed\'s {len(ss)} chains one after another',
+                sr=cs.sr)
+    r.add_figure(_figure(xs, ss[:2], cs), 'tabla.png', 'waveforms and spectrograms (two chains)')
 
-def _sound_table(r: Report, p: STGPreset, xs, ss) -> None:
-    "Log-mel statistics against the observed sound of the synthesis, another excerpt (the floor) and the baselines."
-    start = min(p.floor_start, 10.6 - xs.shape[-1] / p.sound.sr)        # the loop is 10.6 s long
-    rows = _sound_rows(xs, _tabla(p.sound, offset=start), {'STGConvNet': ss})
-    r.results['sound'] = {row['sound']: row for row in rows}
-    r.add_table('Log-mel statistics vs the observed sound', rows)
+def _sound_table(r: Report, snd: dict) -> None:
+    "The log-mel table of estimates, the floor beside it; every draw in `r.results`."
+    r.results['sound'] = {k: snd[k] for k in ('rows', 'table', 'floor', 'seconds')}
+    r.add_table('Log-mel statistics vs the observed sound; mean [95% t interval] (n seeds), the floor fixed',
+                snd['table'] + [snd['floor']])
 
 # %% ../nbs/13_stgconvnet.ipynb #d17191fb
 def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
-    "Experiments 2, 1 (foliage) and 3 (tabla) at `preset`: their media, the FID, FVD and log-mel tables, `results`."
+    "Experiments 2, 1 (foliage) and 3 (tabla) over the preset's seeds: media, tables of estimates, claims, `results`."
     p = pick_preset(PRESETS, preset, **overrides)
     r = Report('STGConvNet: dynamic textures and sounds', chapter_folder(out, 'stgconvnet'), preset)
-    exp2 = _experiment2(r, p)
-    exp1 = _experiment1(r, p, exp2[0])
-    _texture_tables(r, p, exp2, exp1)
-    _sound_table(r, p, *_experiment3(r, p))
-    r.add_text(_summary(p, r.results))
+    tex = run_textures(p)
+    _texture_media(r, p, tex)
+    _texture_tables(r, tex)
+    snd = run_sound(p)
+    _sound_media(r, p, snd)
+    _sound_table(r, snd)
+    add_claims(r, tex, snd)
+    r.add_text(_summary(p, tex['seconds']['total'], snd['seconds']['total']), ' '.join(texture_lines(tex) + sound_lines(snd)))
     return r
 
-def _summary(p: STGPreset, res: dict) -> str:
-    "The report's paragraph: the three experiments, their sizes and run times `res`."
+def _summary(p: STGPreset, tex_seconds: float, sound_seconds: float) -> str:
+    "The report's paragraph: the three experiments, their sizes, seeds and run times."
     (T, S, _), c1, cs = p.fc.shape, p.st, p.sound
     return (f"Xie, Zhu, Wu: spatial-temporal generative ConvNet. Experiment 2 (spatially fully connected second layer) "
-            f"on foliage (tree.avi, {T} frames {S}x{S}), {p.fc.iters} iterations in {res['video_seconds']:.0f} s; "
-            f"experiment 1 (layer by layer, layers joining at iterations {', '.join(map(str, c1.grow))}) on the same "
-            f"clip, {c1.iters} iterations in {res['exp1_seconds']:.0f} s; experiment 3 on "
-            f"{cs.shape[0] / cs.sr:.2f} s of Sonic Pi's loop_tabla, {cs.iters} iterations in "
-            f"{res['sound_seconds']:.0f} s. The paper reports no numbers; "
-            "FID/FVD use few samples (singular covariances), so compare only within a table.")
+            f"on foliage (tree.avi, {T} frames {S}x{S}), {p.fc.iters} iterations, and experiment 1 (layer by layer, "
+            f"layers joining at iterations {', '.join(map(str, c1.grow))}) on the same clip, {c1.iters} iterations, at "
+            f"seeds {list(p.seeds)}: {p.fresh_chains} fresh chains ({p.fresh_steps} Langevin steps) per seed and experiment, "
+            f"{p.baseline_seeds} videos of each baseline, {tex_seconds:.0f} s in all. Experiment 3 on "
+            f"{cs.shape[0] / cs.sr:.2f} s of Sonic Pi's loop_tabla, {cs.iters} iterations, {cs.chains} chains scored per "
+            f"seed, {sound_seconds:.0f} s. Every number is the mean and 95 % t interval over the seeds, n beside it; the "
+            "paper reports no numbers, so the claims are orderings against the baselines. FID/FVD are biased at small n: "
+            "compare only rows of one table.")
 
 # %% ../nbs/13_stgconvnet.ipynb #2158adfa
 def _bench_shape(cfg, repeats, device) -> dict:
@@ -761,7 +908,7 @@ def bench(repeats: int = 7) -> dict:
     dev = default_device()
     res = dict(device=str(dev), threads=torch.get_num_threads())
     for kind, arch in (('video', 'fc'), ('sound', 'sound')):
-        for name in PRESETS:
+        for name in ('smoke', 'paper'):                                        # 'cpu' runs the smoke networks
             once = kind == 'video' and name == 'paper' and dev.type == 'cpu'          # a minute per round on a CPU
             res[f'{kind}_{name}'] = _bench_shape(config(arch, name), 1 if once else repeats, dev)
     res['video_smoke']['learning_iters_per_s'] = _learning_speed(config('fc', iters=6), dev)
