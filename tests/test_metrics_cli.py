@@ -48,7 +48,7 @@ def test_fid_of_two_folders_is_the_api_number_and_stats_round_trip(digits, tmp_p
     real, fake, xs, xt = digits
     r = vidnb('fid', real, fake)                                              # as a user: a fresh process
     value = float(r.stdout.strip().splitlines()[-1])
-    assert 'warning: A statistics use n=10 samples' in r.stderr and 'A 10 vs B 10 images' in r.stderr
+    assert 'warning: FID from n=10 frames per side' in r.stderr and 'A 10 vs B 10 images' in r.stderr  # the measured curve's
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', M.SmallSampleWarning)
         api = M.fid(xs.unsqueeze(2), xt.unsqueeze(2), progress=False, cache=False)

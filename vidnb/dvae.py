@@ -18,7 +18,7 @@ from .core import (check_video, default_device, set_seed, cache_dir, atomic_path
 from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
                            load_checkpoint, check_model_state)
 from .report import (chapter_folder, Report, pick_preset, Estimate, versus, difference, describe_gap,
-                          VERDICTS)
+                          estimate_rows, VERDICTS)
 
 # %% auto #0
 __all__ = ['TABLE1', 'CLASSIFIER', 'TEXTURES', 'PRESETS', 'MINUTES', 'TABLE2_PAPER', 'TABLE2_METHODS', 'MASKS', 'DVAEConfig',
@@ -27,11 +27,11 @@ __all__ = ['TABLE1', 'CLASSIFIER', 'TEXTURES', 'PRESETS', 'MINUTES', 'TABLE2_PAP
            'synthesize', 'var_report', 'fit_var', 'LDS', 'VAEVAR', 'DigitClassifier', 'train_digit_classifier',
            'digit_accuracy', 'digit_classifier', 'save_digit_classifier', 'judge_sequence', 'Budget', 'DVAEPreset',
            'train_digits', 'synth_many', 'cycle_eigenvalue', 'latent_stability', 'digits_table', 'digits_figure',
-           'estimate_rows', 'digits_draw', 'run_digits', 'digit_claims', 'texture_video', 'make_mask', 'texture_config',
-           'train_texture', 'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment', 'run_textures',
-           'paper_table2', 'dvae_beats_lds', 'model_gaps', 'count_verdicts', 'texture_claims', 'mask_size', 'inpaint',
-           'masked_psnr', 'flat_fill', 'temporal_fill', 'masked_draw', 'run_masked', 'masked_claims', 'masked_figure',
-           'load_dvae', 'write_frames', 'cli', 'describe_preset', 'add_claims', 'reproduce', 'bench']
+           'digits_draw', 'run_digits', 'digit_claims', 'texture_video', 'make_mask', 'texture_config', 'train_texture',
+           'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment', 'run_textures', 'paper_table2',
+           'dvae_beats_lds', 'model_gaps', 'count_verdicts', 'texture_claims', 'mask_size', 'inpaint', 'masked_psnr',
+           'flat_fill', 'temporal_fill', 'masked_draw', 'run_masked', 'masked_claims', 'masked_figure', 'load_dvae',
+           'write_frames', 'cli', 'describe_preset', 'add_claims', 'reproduce', 'bench']
 
 # %% ../nbs/11_dvae.ipynb #e89f963e
 def _check_positive_int(obj, k):
@@ -657,23 +657,6 @@ def digits_figure(vids: dict):
     "Frame strips of 15 consecutive frames of the first sequence of every video of `digits_table`, real first."
     from vidnb.core import show_videos
     return show_videos([v[:1, :, :15] for v in vids.values()], ['real'] + list(vids)[1:], n=15, figsize_per=0.8)
-
-# %% ../nbs/11_dvae.ipynb #031394c7
-def estimate_rows(rows: list, by: tuple, keys: tuple, keep: tuple = (), interval: str = 't') -> list:
-    "One row per group of `rows` (same values in the columns `by`): settings `keep`, each of `keys` an `Estimate`."
-    groups = {}
-    for r in rows: groups.setdefault(tuple(r[k] for k in by), []).append(r)
-    out = []
-    for g, rs in groups.items():
-        for k in keep:
-            if any(r.get(k) != rs[0].get(k) for r in rs):
-                raise ValueError(f"keep must name columns shared by a group's draws, got {k!r} varying in {g}")
-        est = {}
-        for k in keys:
-            v = [r[k] for r in rs if r.get(k) is not None and math.isfinite(r[k])]   # in_order_recognisable may be nan
-            est[k] = Estimate(v, interval) if v else None
-        out.append(dict(zip(by, g), **{k: rs[0].get(k) for k in keep}, **est))
-    return out
 
 # %% ../nbs/11_dvae.ipynb #3fd8f5f0
 _DIGIT_MODELS = (('DVAE', 'dvae'), ('VAE+VAR', 'vaevar'), ('LDS', 'lds'))

@@ -25,12 +25,12 @@ __all__ = ['RESIZE_METHODS', 'BIAS_SHARE', 'PRESETS', 'VIDEO_SUFFIXES', 'psnr', 
            'inception_features', 'data_fingerprint', 'real_stats', 'sample_size_path', 'SampleSizeWarning',
            'sample_size_record', 'warn_n', 'sample_size_message', 'fid', 'InceptionFeature', 'VideoList',
            'protocol_starts', 'video_clips', 'fvd_input', 'i3d_stats', 'i3d_features', 'fvd', 'fvd16', 'fvd128',
-           'pedestrian_videos', 'split_videos', 'still_videos', 'frechet_of', 'bootstrap_fvds', 'basic_interval',
-           'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table', 'fvd_protocol_figure',
-           'mnist_video_list', 'sample_size_curve', 'separation_n', 'sample_size_table', 'sample_size_figure',
-           'sample_size_entry', 'record_rows', 'write_sample_size', 'fvd_sample_size', 'fid_sample_size',
-           'mnist_protocol_table', 'lpips_distance', 'set_kind', 'read_set', 'metric_cli', 'psnr_ssim_sanity',
-           'reproduce', 'bench']
+           'pedestrian_videos', 'split_videos', 'still_videos', 'frechet_of', 'bootstrap_fvds', 'frechet_weighted',
+           'basic_interval', 'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table',
+           'fvd_protocol_figure', 'mnist_video_list', 'sample_size_curve', 'separation_n', 'sample_size_table',
+           'sample_size_figure', 'sample_size_entry', 'record_rows', 'write_sample_size', 'fvd_sample_size',
+           'fid_sample_size', 'mnist_protocol_table', 'lpips_distance', 'set_kind', 'read_set', 'metric_cli',
+           'psnr_ssim_sanity', 'reproduce', 'bench']
 
 # %% ../nbs/06_metrics.ipynb #4c1db034
 def _unit(x, value_range, name):
@@ -946,10 +946,38 @@ def bootstrap_fvds(pairs: list, resamples: int = 200, seed: int = 0) -> np.ndarr
         raise ValueError("pairs must come from the same real and fake videos (one video count per side)")
     rng, out = np.random.default_rng(seed), np.empty((resamples, len(pairs)))
     for b in range(resamples):
-        vr, vf = rng.integers(0, n_r, n_r), rng.integers(0, n_f, n_f)
+        cr, cf = (np.bincount(rng.integers(0, n, n), minlength=n) for n in (n_r, n_f))   # times each video is drawn
+        side = {}                                   # one factor per distinct feature matrix (shared real sets)
+        def factor(f, g, c):
+            if id(f) not in side: side[id(f)] = _centred(*_drawn_rows(f, g, c))
+            return side[id(f)]
         for j, (((fr, _), (ff, _)), (gr, gf)) in enumerate(zip(pairs, gs)):
-            out[b, j] = frechet_of(fr[np.concatenate([gr[v] for v in vr])], ff[np.concatenate([gf[v] for v in vf])])
+            out[b, j] = frechet_weighted(factor(fr, gr, cr), factor(ff, gf, cf))
     return out
+
+def _drawn_rows(feats, groups: list, counts) -> tuple:
+    "The rows of the drawn videos (count > 0) and each row's weight: how many times its video was drawn."
+    drawn = np.flatnonzero(counts)
+    rows = np.concatenate([groups[v] for v in drawn])
+    return np.asarray(feats, np.float64)[rows], np.concatenate([np.full(len(groups[v]), float(counts[v])) for v in drawn])
+
+def _centred(f, w) -> tuple:
+    """Mean and a factor `A` whose `AᵀA` is the covariance (n - 1 normalised) of the rows of `f` repeated `w` times,
+    with at most D rows (a QR of taller ones keeps `AᵀA`)."""
+    n = w.sum()
+    mu = w @ f / n
+    a = np.sqrt(w / (n - 1))[:, None] * (f - mu)
+    return mu, (np.linalg.qr(a, mode='r') if len(a) > a.shape[1] else a)
+
+def frechet_weighted(a: tuple, b: tuple) -> float:
+    """Fréchet distance of two `_centred` sets `(mu, A)`: tr sqrt(S1 S2) is the sum of the square roots of the
+    eigenvalues of `C Cᵀ`, `C = A Bᵀ`, a matrix of the size of the rows (at most D) instead of D x D, and no square root
+    of a covariance: what makes a bootstrap of FID on 2048-d features affordable."""
+    (ma, A), (mb, B) = a, b
+    c = torch.from_numpy(A @ B.T)
+    m = c @ c.T if c.shape[0] <= c.shape[1] else c.T @ c
+    cross = float(torch.linalg.eigvalsh(m).clamp(min=0).sqrt().sum())
+    return float(((ma - mb) ** 2).sum() + (A * A).sum() + (B * B).sum() - 2 * cross)
 
 def basic_interval(theta: float, reps, level: float = 0.95) -> tuple:
     "The basic bootstrap interval `(2θ - q_hi, 2θ - q_lo)`: it corrects the resamples' own bias (duplicated clips)."
@@ -1003,6 +1031,7 @@ class MetricsPreset:
     sanity_frames: int = 8              # frames of the PSNR/SSIM check
     sigmas: tuple = (0.01, 0.03, 0.1)   # noise levels of the PSNR/SSIM check ([0,1] units)
     curve_pool: int = 0                 # Moving MNIST clips (and frames) per pool of the sample-size curves; 0: none
+    shipped_curves: bool = False        # with curve_pool 0: show the curves of the shipped record instead
     curve_ns: tuple = ()                # the n per side at which the curves are measured
     mnist_n: int = 0                    # Moving MNIST videos per side of the table with intervals; 0: none
     mnist_frames: int = 32              # their frames
@@ -1012,9 +1041,10 @@ class MetricsPreset:
 PRESETS = {'smoke': MetricsPreset(n=10, seeds=(0, 1), scale=2, crop=128, frames=64, subsample=4),
            'paper': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=1, crop=256, frames=132, subsample=8,
                                   curve_pool=1024, curve_ns=(16, 32, 64, 128, 256, 512, 1024), mnist_n=2048),
-           # the slow cells of this chapter: vtest at 18 per side, the sample-size curves, Moving MNIST at 256 per side
+           # the slow cells of this chapter: vtest at 18 per side, Moving MNIST at 256 per side; the sample-size
+           # curves (1.5 h here) are those of the shipped record, which the slow cells measured
            'cpu': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=2, crop=128, frames=132, subsample=8,
-                                curve_pool=1024, curve_ns=(16, 32, 64, 128, 256, 512, 1024), mnist_n=256)}
+                                shipped_curves=True, mnist_n=256)}
 
 # %% ../nbs/06_metrics.ipynb #1b510123
 def preset_videos(p: MetricsPreset) -> VideoList:
@@ -1276,6 +1306,8 @@ def _metric_run(a, kind) -> dict:
         warnings.simplefilter('always', SmallSampleWarning)
         value = frechet_from_stats(*sets, names=('A', 'B'))                     # as `fid` / `fvd` compute it
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SmallSampleWarning)))
+    measured = sample_size_message(kind, min(sets[0].n, sets[1].n))       # the CLI always uses the library's networks
+    if measured: notes = [measured]                                           # it says more than the n < dim one
     res = dict(kind=kind, value=float(value), n_A=sets[0].n, n_B=sets[1].n, protocol_A=protocol.role_key('real'),
                protocol_B=protocol.role_key('fake'), warnings=notes)
     if a.json:
@@ -1339,14 +1371,17 @@ def _sanity_part(r: Report, p: MetricsPreset, videos: VideoList) -> list:
     return rows
 
 def _curve_part(r: Report, p: MetricsPreset, device) -> dict:
-    "Add the FVD and FID sample-size curves (tables, figures) and the ordering claim they carry; their records."
-    out = {}
+    """Add the FVD and FID sample-size curves (tables, figures) and the ordering claim they carry, measured at
+    `p.curve_pool` or, when that is 0, read from the shipped record; their records."""
+    out, rec = {}, (None if p.curve_pool else sample_size_record())
     for kind, run, metric, same, other in (('fvd', fvd_sample_size, 'FVD_16', 'real vs real', 'real vs frozen'),
                                            ('fid', fid_sample_size, 'FID', 'real vs real', 'real vs 3 digits')):
-        rows, entry = run(p.curve_pool, p.curve_ns, device=device)
-        r.add_table(f"{metric} against {p.curve_pool} real Moving MNIST {entry['unit']}: {entry['same']} (the bias) "
-                    f"and {entry['other']}; separated from n={entry['n_min']} ({entry['seconds']:.0f} s)",
-                    sample_size_table(rows, metric))
+        if rec is None: rows, entry = run(p.curve_pool, p.curve_ns, device=device)
+        else: entry = rec[kind]; rows = record_rows(entry)
+        where = 'measured in this run' if rec is None else 'the shipped record, vidnb/assets/sample_size.json'
+        r.add_table(f"{metric} against {entry['rows'][-1]['n']} real Moving MNIST {entry['unit']}: {entry['same']} "
+                    f"(the bias) and {entry['other']}; separated from n={entry['n_min']} ({entry['seconds']:.0f} s, "
+                    f"{where})", sample_size_table(rows, metric))
         r.add_figure(sample_size_figure(rows, same, other, metric, entry['unit']), f'sample_size_{kind}.png',
                      f'{metric} against n per side')
         out[kind] = dict(rows=rows, entry=entry)
@@ -1375,7 +1410,7 @@ def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     san = _sanity_part(r, p, videos)
     r.results = dict(preset=preset, fvd_table=t4['rows'], seconds=t4['seconds'],
                      clips_through_i3d=t4['clips_through_i3d'], psnr_ssim=san)
-    if p.curve_pool: r.results['sample_size'] = _curve_part(r, p, dev)
+    if p.curve_pool or p.shipped_curves: r.results['sample_size'] = _curve_part(r, p, dev)
     if p.mnist_n:
         tm = _mnist_table_part(r, p, dev)
         r.results.update(fvd_table_mnist=tm['rows'], mnist_seconds=tm['seconds'])

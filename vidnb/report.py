@@ -13,9 +13,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INTERVALS', 'VERDICTS', 'OUTCOMES', 'MEDIA_KINDS', 'SMOKE', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset',
-           'Estimate', 'versus', 'difference', 'describe_gap', 'Claim', 'verdict_counts', 'format_cell', 'Table',
-           'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure', 'markdown_html', 'validate_results',
-           'results_json', 'html_page', 'write_reports', 'results_scorecard', 'run_chapter', 'check_chapter']
+           'Estimate', 'versus', 'difference', 'describe_gap', 'estimate_rows', 'Claim', 'verdict_counts',
+           'format_cell', 'Table', 'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure', 'markdown_html',
+           'validate_results', 'results_json', 'html_page', 'write_reports', 'results_scorecard', 'run_chapter',
+           'check_chapter']
 
 # %% ../nbs/07_report.ipynb #0628d2a0
 def pick_preset(presets: dict, name: str, **overrides):
@@ -113,6 +114,24 @@ def describe_gap(d: Estimate, unit: str = '', fmt: str = '.2f') -> str:
     "A paired difference in words: its estimate and whether its interval lies above 0, below 0, or across 0."
     v = versus(d, 0)
     return f"{d:{fmt}}{' ' + unit if unit else ''}, " + ('not resolved at this n' if v == 'not resolved' else f'{v} 0')
+
+# %% ../nbs/07_report.ipynb #53547285
+def estimate_rows(rows: list, by, keys: tuple, keep: tuple = (), interval: str = 't') -> list:
+    "One row per group of `rows` (same values in the column(s) `by`): settings `keep`, each of `keys` an `Estimate`."
+    cols = (by,) if isinstance(by, str) else tuple(by)
+    groups = {}
+    for r in rows: groups.setdefault(tuple(r[k] for k in cols), []).append(r)
+    out = []
+    for g, rs in groups.items():
+        for k in keep:
+            if any(r.get(k) != rs[0].get(k) for r in rs):
+                raise ValueError(f"keep must name columns shared by a group's draws, got {k!r} varying in {g}")
+        est = {}
+        for k in keys:
+            v = [r[k] for r in rs if r.get(k) is not None and math.isfinite(r[k])]
+            est[k] = Estimate(v, interval) if v else None
+        out.append(dict(zip(cols, g), **{k: rs[0].get(k) for k in keep}, **est))
+    return out
 
 # %% ../nbs/07_report.ipynb #bc672390
 OUTCOMES = ('reproduced', 'not resolved at this n', 'not reproduced')

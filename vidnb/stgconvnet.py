@@ -17,17 +17,19 @@ import torch.nn.functional as F
 from .core import (check_video, check_sound, set_seed, write_video, write_sound, time_interleaved, run_folder,
                         check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import Learner, Callback, MetricsCB, ProgressCB, DeviceCB, CheckpointCB, DataLoaders, load_checkpoint
-from .report import chapter_folder, Report, pick_preset, save_figure, Estimate, versus, difference, describe_gap
+from .report import (chapter_folder, Report, pick_preset, save_figure, Estimate, versus, difference, describe_gap,
+                          estimate_rows)
 
 # %% auto #0
-__all__ = ['PAPER_LAYERS', 'PRESETS', 'TEXTURE_BASELINES', 'EXPERIMENTS', 'SOUND_BASELINES', 'SOUND_CLAIMS', 'FRESH_SOUND',
-           'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged', 'check_chains',
-           'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config', 'join_init', 'GrowLayers', 'ExperimentCB',
-           'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel', 'spectral_distance',
-           'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture', 'pixel_noise',
-           'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis', 'load_model_checkpoint', 'sample',
-           'write_signals', 'estimate_rows', 'texture_draw', 'run_textures', 'texture_gaps', 'texture_lines',
-           'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines', 'add_claims', 'cli', 'reproduce', 'bench']
+__all__ = ['PAPER_LAYERS', 'PRESETS', 'MINUTES', 'TEXTURE_BASELINES', 'EXPERIMENTS', 'SOUND_BASELINES', 'SOUND_CLAIMS',
+           'FRESH_SOUND', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged',
+           'check_chains', 'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config', 'join_init', 'GrowLayers',
+           'ExperimentCB', 'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel',
+           'spectral_distance', 'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture',
+           'pixel_noise', 'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis',
+           'load_model_checkpoint', 'sample', 'write_signals', 'texture_draw', 'run_textures', 'texture_gaps',
+           'texture_lines', 'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines', 'add_claims', 'cli', 'reproduce',
+           'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
 @dataclass(frozen=True)
@@ -242,6 +244,9 @@ PRESETS = {
                        fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
                        sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000), **_ESTIMATES),
 }
+# Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
+# left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)
+MINUTES = dict(cpu=66.3)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
 def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:
@@ -556,16 +561,6 @@ def _timed(f, *args, **kw):
     t0 = time.perf_counter()
     return f(*args, **kw), time.perf_counter() - t0
 
-def estimate_rows(rows: list, by: str, keys: tuple, keep: tuple = ()) -> list:
-    "One row per value of column `by`: columns `keep` (equal across its draws), each of `keys` an `Estimate` (t) over its draws."
-    groups = {}
-    for r in rows: groups.setdefault(r[by], []).append(r)
-    out = []
-    for g, rs in groups.items():
-        bad = [k for k in keep if any(r[k] != rs[0][k] for r in rs)]
-        if bad: raise ValueError(f"keep must name columns equal across the draws of a row, got {bad} varying for {g!r}")
-        out.append({by: g, **{k: rs[0][k] for k in keep}, **{k: Estimate([r[k] for r in rs], 't') for k in keys}})
-    return out
 
 # %% ../nbs/13_stgconvnet.ipynb #628be279
 EXPERIMENTS = {'fc': 'STGConvNet exp. 2', 'st': 'STGConvNet exp. 1'}     # arch -> the name in the tables
