@@ -50,7 +50,7 @@ def test_bad_input(tmp_path, capsys):
     assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'paper', '--out', str(tmp_path / 'o'), '--steps', '1']) == 2
     assert 'moving_mnist' in capsys.readouterr().err
     assert sgv.cli(['train', '--data', 'moving_mnist', '--preset', 'huge', '--out', str(tmp_path / 'o')]) == 2
-    assert "preset must be one of 'smoke', 'paper'" in capsys.readouterr().err
+    assert "preset must be one of 'smoke', 'cpu', 'paper'" in capsys.readouterr().err
     assert sgv.cli(['generate', '--checkpoint', str(tmp_path / 'nope.pt'), '--frames', '5', '--out', str(tmp_path / 'x.mp4')]) == 2
     bad = tmp_path / 'bad.pt'; bad.write_bytes(b'not a checkpoint')
     assert sgv.cli(['generate', '--checkpoint', str(bad), '--frames', '5', '--out', str(tmp_path / 'x.mp4')]) == 2
@@ -114,7 +114,7 @@ def test_presets():
     p = sgv.sgv_preset('smoke', steps=7, motion='lstm', n_real=5, bs=None)
     assert (p.train.steps, p.model.motion, p.n_real, p.train.bs) == (7, 'lstm', 5, 16)
     with pytest.raises(ValueError, match="overrides must be fields of SGVPreset"): sgv.sgv_preset('smoke', step=3)
-    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): sgv.sgv_preset('big')
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'cpu', 'paper'"): sgv.sgv_preset('big')
 
 
 def test_paper_discriminator_matches_the_reference():

@@ -18,15 +18,15 @@ from .core import (check_video, check_tensor, has_data, cache_dir, default_devic
 from .report import chapter_folder, Report, pick_preset, Estimate, difference
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'BIAS_SHARE', 'PRESETS', 'VIDEO_SUFFIXES', 'psnr', 'gaussian_window', 'ssim', 'psd_factor',
-           'frechet_distance', 'frechet_distance_scipy', 'FeatureStats', 'SmallSampleWarning', 'frechet_from_stats',
-           'kernel_distance', 'resize_frames', 'to_255', 'jpeg_frames', 'sample_clip_path', 'read_frames_uint8',
-           'feature_net', 'net_fingerprint', 'FIDProtocol', 'FVDProtocol', 'fid_input', 'inception_stats',
-           'inception_features', 'data_fingerprint', 'real_stats', 'sample_size_path', 'SampleSizeWarning',
-           'sample_size_record', 'warn_n', 'sample_size_message', 'fid', 'InceptionFeature', 'VideoList',
-           'protocol_starts', 'video_clips', 'fvd_input', 'i3d_stats', 'i3d_features', 'fvd', 'fvd16', 'fvd128',
-           'pedestrian_videos', 'split_videos', 'still_videos', 'frechet_of', 'bootstrap_fvds', 'frechet_weighted',
-           'basic_interval', 'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table',
+__all__ = ['RESIZE_METHODS', 'BIAS_SHARE', 'PRESETS', 'MINUTES', 'VIDEO_SUFFIXES', 'psnr', 'gaussian_window', 'ssim',
+           'psd_factor', 'frechet_distance', 'frechet_distance_scipy', 'FeatureStats', 'SmallSampleWarning',
+           'frechet_from_stats', 'kernel_distance', 'resize_frames', 'to_255', 'jpeg_frames', 'sample_clip_path',
+           'read_frames_uint8', 'feature_net', 'net_fingerprint', 'FIDProtocol', 'FVDProtocol', 'fid_input',
+           'inception_stats', 'inception_features', 'data_fingerprint', 'real_stats', 'sample_size_path',
+           'SampleSizeWarning', 'sample_size_record', 'warn_n', 'sample_size_message', 'fid', 'InceptionFeature',
+           'VideoList', 'protocol_starts', 'video_clips', 'fvd_input', 'i3d_stats', 'i3d_features', 'fvd', 'fvd16',
+           'fvd128', 'pedestrian_videos', 'split_videos', 'still_videos', 'frechet_of', 'bootstrap_fvds',
+           'frechet_weighted', 'basic_interval', 'fvd_protocol_table', 'MetricsPreset', 'preset_videos', 'preset_table',
            'fvd_protocol_figure', 'mnist_video_list', 'sample_size_curve', 'separation_n', 'sample_size_table',
            'sample_size_figure', 'sample_size_entry', 'record_rows', 'write_sample_size', 'fvd_sample_size',
            'fid_sample_size', 'mnist_protocol_table', 'lpips_distance', 'set_kind', 'read_set', 'metric_cli',
@@ -1045,6 +1045,9 @@ PRESETS = {'smoke': MetricsPreset(n=10, seeds=(0, 1), scale=2, crop=128, frames=
            # curves (1.5 h here) are those of the shipped record, which the slow cells measured
            'cpu': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=2, crop=128, frames=132, subsample=8,
                                 shipped_curves=True, mnist_n=256)}
+# Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
+# left: cpu is the vtest table (156 s) and the Moving MNIST table (3,665 s) of the slow cells, on a shared machine
+MINUTES = dict(cpu=63.7)
 
 # %% ../nbs/06_metrics.ipynb #1b510123
 def preset_videos(p: MetricsPreset) -> VideoList:

@@ -18,17 +18,19 @@ from .core import (check_video, default_device, set_seed, cache_dir, atomic_path
                         run_folder, Run, check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import (Learner, Callback, DataLoaders, DeviceCB, DDPCB, MetricsCB, ProgressCB, CheckpointCB,
                            EMACB, MixedPrecisionCB, NaNStopCB, load_checkpoint)
-from .report import chapter_folder, Report, Table, pick_preset
+from .report import chapter_folder, Report, Table, pick_preset, Estimate, estimate_rows, difference, describe_gap, versus
 
 # %% auto #0
-__all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SGVConfig', 'TrainConfig', 'SGVPreset', 'sgv_preset', 'lrelu',
-           'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length', 'exponential_periods',
-           'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator', 'n_params', 'DBlock', 'TimeDiffEncoder',
-           'Discriminator', 'sample_times', 'gather_frames', 'process_rows', 'VideoAugment', 'd_loss', 'g_loss',
-           'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos', 'video_noise', 'generate',
-           'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references', 'train_smoke', 'periodicity',
-           'stream_memory', 'stream_memory_rows', 'projection_motion', 'project', 'reanimate', 'motion_over_time',
-           'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
+__all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SCORES', 'MOTION_NAMES', 'SGVConfig', 'TrainConfig', 'SGVPreset',
+           'sgv_preset', 'lrelu', 'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length',
+           'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator', 'n_params', 'DBlock',
+           'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames', 'process_rows', 'VideoAugment',
+           'd_loss', 'g_loss', 'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos',
+           'video_noise', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references',
+           'train_smoke', 'periodicity', 'stream_memory', 'stream_memory_rows', 'projection_motion', 'project',
+           'reanimate', 'motion_over_time', 'study_run', 'study_features', 'motion_study', 'study_gaps', 'study_tables',
+           'study_lines', 'add_study_claims', 'study_figure', 'projection_study', 'projection_lines', 'load_generator',
+           'write_generated', 'cli', 'study_dir', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 def _check_positive_ints(dc):
@@ -123,14 +125,28 @@ class SGVPreset:
     long_frames: int = 1000           # frames of the long video whose periodicity is measured
     memory_frames: tuple = (100, 1000)    # video lengths of the streaming-memory probe
     ablation_steps: int = 600         # steps of the run without tanh (notebook)
+    study: bool = False               # reproduce runs the motion study: every (motion, seed) trained and scored with intervals
+    motions: tuple = ('conv',)        # motion-code networks of the study (appendix C: 'conv' against 'lstm')
+    seeds: tuple = (0,)               # training seeds of each
+    n_eval: int = 32                  # generated videos, and held-out real videos, of each final FVD_16 / FVD_128
+    fid_frames: int = 256             # frames per side of each final FID (8 a video: every other frame of the first 16)
+    resamples: int = 200              # bootstrap resamples of the videos behind each interval
+    n_project: int = 4                # real frames projected into W+ and re-animated (B.2)
+    project_steps: int = 200          # Adam steps of each projection
+    collapse_frames: int = 1024       # frames of the videos whose motion per 16-frame window measures appendix C's collapse
+    collapse_videos: int = 8          # how many such videos
 
 PRESETS = {
     'smoke': SGVPreset(SGVConfig(ch_base=512, ch_max=32, tanh_out=True), TrainConfig(steps=2400, bs=16)),
+    # the smoke networks and steps, two seeds of each motion network, FVD on 256 against 256 videos, FID on 2,048 frames
+    'cpu': SGVPreset(SGVConfig(ch_base=512, ch_max=32, tanh_out=True), TrainConfig(steps=2400, bs=16), eval_every=800,
+                     study=True, motions=('conv', 'lstm'), seeds=(0, 1), n_eval=256, fid_frames=2048, n_project=64),
     'paper': SGVPreset(SGVConfig(size=256, channels=3, z_dim=512, w_dim=512, motion_z_dim=512, num_freqs=256,
                                  ch_base=16384, ch_max=512, d_concat_res=16, dt_embed=256),
                        TrainConfig(steps=390_625, bs=64, ema_kimg=20., ada_target=0.6, ada_speed_img=500_000),
                        # the reference's: 25,000 kimg at batch 64, EMA 20 kimg, ADA target 0.6 over 500 kimg
-                       run_training=False, eval_every=12_500, n_fake=2048, n_real=2048),   # its metrics: every 800 kimg
+                       run_training=False, eval_every=12_500, n_fake=2048, n_real=2048,    # its metrics: every 800 kimg
+                       study=True, motions=('conv', 'lstm'), n_eval=2048, fid_frames=50_000),
 }
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
@@ -822,11 +838,11 @@ def stream_memory_rows(G: Generator, lengths=(100, 1000)) -> list:
 
 # %% ../nbs/12_styleganv.ipynb #99ae8ac2
 def _frame_errors(G: Generator, w: Tensor, t: Tensor, mz: Tensor, target: Tensor) -> Tensor:
-    "Pixel MSE to `target` of the frame at time t of each content code in w (N, w_dim), 64 at a time."
+    "Pixel MSE `(len(w), len(target))` of the frame at time t of each content code in w (n, w_dim) to each target frame."
     def err(c):
         n = len(c)
-        frames = G(None, t.expand(n, -1), mz.expand(n, *mz.shape[1:]), ws=c[:, None].expand(-1, G.num_ws, -1))
-        return (frames[:, :, 0] - target).pow(2).flatten(1).mean(1)
+        frames = G(None, t[:1].expand(n, -1), mz[:1].expand(n, *mz.shape[1:]), ws=c[:, None].expand(-1, G.num_ws, -1))
+        return (frames[:, None, :, 0] - target[None]).pow(2).flatten(2).mean(2)
     return torch.cat([err(c) for c in w.split(64)])
 
 def projection_motion(G: Generator, seed) -> Tensor:
@@ -836,46 +852,48 @@ def projection_motion(G: Generator, seed) -> Tensor:
 
 def project(G: Generator, target: Tensor, steps: int = 200, lr: float = 0.1, seed: int = 0, start: str = 'nearest',
             n_init: int = 256) -> tuple:
-    "W+ code (1, num_ws, w_dim) fitting frame `target` (1,C,H,W) at t=0 by pixel MSE; returns (ws, losses)."
-    if target.ndim != 4 or target.shape[0] != 1:
-        raise ValueError(f"target must be one frame (1,C,H,W), got shape {tuple(target.shape)}")
+    """W+ codes (N, num_ws, w_dim) fitting the frames `target` (N,C,H,W) at t=0 by pixel MSE, each on its own (the loss
+    is the sum of their errors); returns (ws, the mean error over the targets at each step)."""
+    if target.ndim != 4 or target.shape[0] < 1:
+        raise ValueError(f"target must be frames (N,C,H,W), got shape {tuple(target.shape)}")
     if start not in ('mean', 'nearest'): raise ValueError(f"start must be 'mean' or 'nearest', got {start!r}")
     if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
         raise ValueError(f"n_init must be a positive int, got {n_init!r}")
     dev = next(G.parameters()).device
     target = target.to(dev)
     g = torch.Generator().manual_seed(seed)
-    mz = projection_motion(G, g).to(dev)
-    t = torch.zeros(1, 1, device=dev)
-    with torch.no_grad():                          # start: the mean w of `n_init` samples, or the nearest sample's w
+    n = len(target)
+    mz = projection_motion(G, g).to(dev).expand(n, -1, -1)
+    t = torch.zeros(n, 1, device=dev)
+    with torch.no_grad():                          # start: the mean w of `n_init` samples, or each target's nearest sample's w
         w = G.mapping(torch.randn(n_init, G.cfg.z_dim, generator=g).to(dev))
-        w0 = w.mean(0) if start == 'mean' else w[_frame_errors(G, w, t, mz, target).argmin()]
-    ws = w0[None, None].repeat(1, G.num_ws, 1).clone().requires_grad_(True)
+        w0 = w.mean(0).expand(n, -1) if start == 'mean' else w[_frame_errors(G, w, t, mz, target).argmin(0)]
+    ws = w0[:, None].repeat(1, G.num_ws, 1).clone().requires_grad_(True)
     opt = torch.optim.Adam([ws], lr=lr)
     was = [p.requires_grad for p in G.parameters()]
     G.requires_grad_(False)
     losses = []
     for _ in range(steps):
-        loss = F.mse_loss(G(None, t, mz, ws=ws)[:, :, 0], target)
+        err = (G(None, t, mz, ws=ws)[:, :, 0] - target).pow(2).flatten(1).mean(1)
         opt.zero_grad()
-        loss.backward()
+        err.sum().backward()
         opt.step()
-        losses.append(loss.detach())                                            # no device sync per step
+        losses.append(err.detach().mean())                                      # no device sync per step
     for p, r in zip(G.parameters(), was): p.requires_grad_(r)
     return ws.detach(), torch.stack(losses).tolist()
 
 @torch.no_grad()
 def reanimate(G: Generator, ws: Tensor, n_frames: int, seed: int = 0, fresh_seed: int = 1) -> Tensor:
-    """A video `(1,C,n_frames,H,W)` of the projected W+ code `ws` (from `project(..., seed=seed)`): it keeps the motion
+    """Videos `(N,C,n_frames,H,W)` of the projected W+ codes `ws` (from `project(..., seed=seed)`): each keeps the motion
     noise the projection was fitted with, which covers the first window (so frame 0 is the projection), and draws
-    fresh noise under `fresh_seed` for the codes after it."""
+    fresh noise under `fresh_seed` for the codes after it (its own for each video)."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
     dev = ws.device
-    kept = projection_motion(G, seed)
-    fresh = G.motion.sample_noise(1, n_frames - 1, generator=torch.Generator().manual_seed(fresh_seed))
-    mz = torch.cat([kept, fresh[:, kept.shape[1]:]], 1).to(dev)
-    return G(None, torch.arange(float(n_frames), device=dev)[None], mz, ws=ws).clamp(-1, 1)
+    n, kept = len(ws), projection_motion(G, seed)
+    fresh = G.motion.sample_noise(n, n_frames - 1, generator=torch.Generator().manual_seed(fresh_seed))
+    mz = torch.cat([kept.expand(n, -1, -1), fresh[:, kept.shape[1]:]], 1).to(dev)
+    return G(None, torch.arange(float(n_frames), device=dev)[None].expand(n, -1), mz, ws=ws).clamp(-1, 1)
 
 # %% ../nbs/12_styleganv.ipynb #c0a1e7d2
 @torch.no_grad()
@@ -895,6 +913,261 @@ def motion_over_time(G: Generator, n_frames: int = 1024, window: int = 64, n_vid
         prev[:] = [fr[:, :, -1:]]
     generate(G, n_frames, n_videos=n_videos, seed=seed, chunk=window, on_chunk=add, device=device)
     return rows
+
+# %% ../nbs/12_styleganv.ipynb #70b1e7c3
+def _run_key(p: SGVPreset, motion: str, seed: int) -> dict:
+    "What one run of the study depends on: networks, training, data and in-training evaluation (JSON-normalised)."
+    key = dict(model=asdict(replace(p.model, motion=motion)), train=asdict(p.train), n_videos=p.n_videos,
+               frames=p.frames, eval_every=p.eval_every, n_fake=p.n_fake, n_real=p.n_real, seed=seed)
+    return json.loads(json.dumps(key))
+
+def _write_json(path, d: dict):
+    with atomic_path(path) as tmp: tmp.write_text(json.dumps(d, indent=1))
+
+def study_run(p: SGVPreset, motion: str, seed: int, out, progress: bool = False) -> tuple:
+    """Train, resume or reload run (`motion`, `seed`) of `p`'s study in `out/{motion}-{seed}`: (learner, evaluation
+    rows, minutes of training summed over the calls that trained)."""
+    if motion not in ('conv', 'lstm'): raise ValueError(f"motion must be 'conv' or 'lstm', got {motion!r}")
+    d = Path(out) / f'{motion}-{seed}'
+    key, kf = _run_key(p, motion, seed), d / 'run.json'
+    info = json.loads(kf.read_text()) if kf.exists() else dict(key=key, minutes=0., done=False)
+    if info['key'] != key:
+        diff = sorted(k for k in key if info['key'].get(k) != key[k])
+        raise ValueError(f"out: {d} holds a run with other settings ({', '.join(diff)} differ); "
+                         "give another out folder or delete that one")
+    _write_json(kf, info)
+    t0 = time.perf_counter()
+    learn, rows = train_smoke(replace(p, model=replace(p.model, motion=motion)), out=d, progress=progress, seed=seed)
+    if not info['done']:
+        info.update(minutes=info['minutes'] + (time.perf_counter() - t0) / 60, done=learn.train_iter >= p.train.steps)
+        _write_json(kf, info)
+    return learn, rows, info['minutes']
+
+# %% ../nbs/12_styleganv.ipynb #b2193499
+SCORES = ('FVD_16', 'FVD_128', 'FID')
+
+def _fid_frames(videos: Tensor, n: int) -> tuple:
+    "Every other frame of the first 16 of each video, the first `n` of them: (frames (n,C,H,W), [(video, frame)])."
+    f = videos[:, :, :16:2]
+    if f.shape[0] * f.shape[2] < n:
+        raise ValueError(f"fid_frames={n} needs {-(-n // f.shape[2])} videos at {f.shape[2]} frames each, got {f.shape[0]}")
+    info = [(v, k) for v in range(f.shape[0]) for k in range(f.shape[2])][:n]
+    return f.transpose(1, 2).flatten(0, 1)[:n], info
+
+def study_features(videos: Tensor, role: str, fid_frames: int, kinds=SCORES, device=None, cache=None) -> dict:
+    """`{kind: (features (n,D), [(video, clip start or frame)])}` of `videos` as `role` for each of `kinds` (FVD_16,
+    FVD_128 by the appendix protocol, frame FID); read from / written to the .npz `cache` when given."""
+    from vidnb.metrics import (FVDProtocol, FIDProtocol, i3d_features, inception_features, feature_net,
+                               net_fingerprint)
+    device = torch.device(device or default_device())
+    nets = {k: feature_net('inception' if k == 'FID' else 'i3d', device) for k in kinds}
+    key = json.dumps(dict(role=role, fid_frames=fid_frames, kinds=list(kinds), shape=list(videos.shape),
+                          nets={k: net_fingerprint(n) for k, n in nets.items()}))
+    if cache is not None and Path(cache).exists():
+        z = np.load(cache)
+        if str(z['key']) == key:
+            return {k: (z[f'{k}_f'].astype(np.float64), [tuple(i) for i in z[f'{k}_i'].tolist()]) for k in kinds}
+    out = {}
+    for k in kinds:
+        if k == 'FID':
+            frames, info = _fid_frames(videos, fid_frames)
+            out[k] = (inception_features(frames, FIDProtocol(), role, net=nets[k], device=device), info)
+        else:
+            out[k] = i3d_features(videos, FVDProtocol(n_frames=int(k.split('_')[1])), role, net=nets[k], device=device)
+    if cache is not None:
+        arrays = {f'{k}_{s}': np.asarray(v, dtype=np.float32 if s == 'f' else None)            # float32: as the nets give them
+                  for k, (f, i) in out.items() for s, v in (('f', f), ('i', i))}
+        with atomic_path(cache) as tmp:
+            with open(tmp, 'wb') as fh: np.savez(fh, key=np.array(key), **arrays)
+    return out
+
+# %% ../nbs/12_styleganv.ipynb #70bf9ae3
+def _study_real(p: SGVPreset) -> tuple:
+    "The held-out real videos every run is scored against (129 frames, for FVD_128), and another real set (the floor)."
+    return (moving_mnist_videos(p.n_eval, 129, p.model.size, seed=1000),
+            moving_mnist_videos(p.n_eval, 16, p.model.size, seed=2000))
+
+def _score_rows(real: dict, sets: list, kinds, resamples: int, seed: int = 0) -> list:
+    """Per set: each of `kinds` scored against `real` (the plug-in value at this n), and the bootstrap's bias-corrected
+    value `2θ - mean(θ*)` with its basic interval over videos (paired across sets)."""
+    from vidnb.metrics import bootstrap_fvds, basic_interval, frechet_of
+    out = [{} for _ in sets]
+    for k in kinds:
+        reps = bootstrap_fvds([(real[k], s[k]) for s in sets], resamples, seed)
+        for j, s in enumerate(sets):
+            theta = frechet_of(real[k][0], s[k][0])
+            lo, hi = basic_interval(theta, reps[:, j])
+            out[j].update({k: theta, f'{k}_bc': 2 * theta - float(reps[:, j].mean()), f'{k}_lo': lo, f'{k}_hi': hi})
+    return out
+
+def _motion_numbers(G: Generator, p: SGVPreset) -> dict:
+    """Appendix C's collapse, measured on `p.collapse_videos` videos of `p.collapse_frames` frames: motion in the first
+    16 frames and in the last eighth (after frame 896 of 1,024); the periodicity of a `p.long_frames`-frame video."""
+    mo = motion_over_time(G, p.collapse_frames, window=16, n_videos=p.collapse_videos, seed=7)
+    pc, lag = periodicity(generate(G, p.long_frames, seed=5, chunk=100))
+    late = [r['motion'] for r in mo if r['end'] > p.collapse_frames * 7 // 8]       # windows ending in the last eighth
+    return dict(motion_0_16=mo[0]['motion'], motion_late=float(np.mean(late)), ink_late=float(np.mean(
+        [r['ink'] for r in mo if r['end'] > p.collapse_frames * 7 // 8])), periodicity=pc, lag=lag)
+
+def motion_study(p: SGVPreset, out=None, device=None, progress: bool = False) -> dict:
+    """Train (or resume) every (motion, seed) run of `p` in `out` (default: the data cache's runs/styleganv-study) and
+    score each with intervals: `runs` (a row each), `table` (Estimates over seeds per motion network), `floor`,
+    `generators`, `curves` (the in-training evaluations), `seconds`."""
+    t0 = time.perf_counter()
+    out = Path(out) if out is not None else cache_dir('runs', 'styleganv-study')
+    device = torch.device(device or default_device())
+    real_v, other_v = _study_real(p)
+    real = study_features(real_v, 'real', p.fid_frames, device=device, cache=out / 'real.npz')
+    other = study_features(other_v, 'real', p.fid_frames, kinds=('FVD_16', 'FID'), device=device, cache=out / 'other.npz')
+    runs, feats, gens, curves = [], [], {}, {}
+    for m in p.motions:
+        for s in p.seeds:
+            learn, rows, minutes = study_run(p, m, s, out, progress)
+            t1, G = time.perf_counter(), learn.G_ema.cpu().eval()
+            fake = generate(G, 128, n_videos=p.n_eval, seed=1, device=device)
+            feats.append(study_features(fake, 'fake', p.fid_frames, device=device, cache=out / f'{m}-{s}' / 'features.npz'))
+            runs.append(dict(motion=m, seed=s, steps=learn.train_iter, train_minutes=minutes, ink=video_stats(fake[:, :, :16])['ink'],
+                             **_motion_numbers(G, p), eval_seconds=time.perf_counter() - t1))
+            gens[(m, s)], curves[(m, s)] = G, rows
+    for r, sc in zip(runs, _score_rows(real, feats, SCORES, p.resamples)): r.update(sc)
+    floor = dict(videos=f'{p.n_eval} other real videos', **_score_rows(real, [other], ('FVD_16', 'FID'), p.resamples)[0])
+    table = estimate_rows(runs, 'motion', SCORES + ('motion_late', 'motion_0_16', 'periodicity'), ('steps',))
+    return dict(runs=runs, table=table, floor=floor, generators=gens, curves=curves, n=p.n_eval, fid_frames=p.fid_frames,
+                resamples=p.resamples, real_features=real, seconds=time.perf_counter() - t0)
+
+# %% ../nbs/12_styleganv.ipynb #ab3068f5
+MOTION_NAMES = {'conv': 'conv1d (paper)', 'lstm': 'LSTM (appendix C)'}
+_MEASURES = SCORES + ('motion_late', 'periodicity')
+
+def study_gaps(study: dict) -> dict:
+    "LSTM minus conv1d, paired by seed, for each score and `motion_late`, `periodicity` (empty if one network only)."
+    t = {r['motion']: r for r in study['table']}
+    return {k: difference(t['lstm'][k], t['conv'][k]) for k in _MEASURES} if {'conv', 'lstm'} <= set(t) else {}
+
+def _interval(r: dict, k: str) -> str:
+    "The plug-in score, then the bias-corrected one with its 95 % basic bootstrap interval."
+    return f"{r[k]:.1f} (bias-corrected {r[k + '_bc']:.1f} [{r[k + '_lo']:.1f}, {r[k + '_hi']:.1f}])"
+
+def study_tables(study: dict) -> tuple:
+    "(a row per run, each score with its bootstrap interval over videos; a row per motion network of Estimates over seeds)."
+    runs = [dict(motion=MOTION_NAMES[r['motion']], seed=r['seed'], steps=r['steps'], **{k: _interval(r, k) for k in SCORES},
+                 motion_0_16=r['motion_0_16'], motion_late=r['motion_late'], periodicity=r['periodicity'], lag=r['lag'],
+                 train_min=r['train_minutes'], eval_s=r['eval_seconds']) for r in study['runs']]
+    f = study['floor']
+    runs.append(dict(motion=f['videos'] + ' (floor)', **{k: _interval(f, k) for k in ('FVD_16', 'FID')}))
+    seeds = [dict(motion=MOTION_NAMES[r['motion']], seeds=r[SCORES[0]].n, **{k: r[k] for k in _MEASURES + ('motion_0_16',)})
+             for r in study['table']]
+    return runs, seeds
+
+def _lower(g: Estimate, what: str) -> str:
+    v = versus(g, 0)
+    if v == 'not resolved': return f'which network has the lower {what} is not resolved at n = {g.n} seeds'
+    return f"{'the LSTM' if v == 'below' else 'conv1d'} has the lower {what}"
+
+def study_lines(study: dict) -> list:
+    "What the study shows, in sentences computed from its intervals."
+    n, f = study['n'], study['floor']
+    out = [f"Floor: {n} other real videos score FVD_16 {_interval(f, 'FVD_16')} and FID {_interval(f, 'FID')} against the "
+           f"{n} held-out ones: what {n} videos a side give for a perfect generator (the bias), not 0."]
+    for r in study['table']:
+        out.append(f"{MOTION_NAMES[r['motion']]}, over {r['FVD_16'].n} seeds: FVD_16 {r['FVD_16']:.1f}, FVD_128 "
+                   f"{r['FVD_128']:.1f}, FID {r['FID']:.1f}.")
+    for k, g in study_gaps(study).items():
+        what = 'motion in the last eighth of the long videos' if k == 'motion_late' else k
+        out.append(f"LSTM minus conv1d, {what}, paired by seed: {describe_gap(g, fmt='.3f' if k in ('motion_late', 'periodicity') else '.1f')}; "
+                   f"{_lower(g, what)}.")
+    for m in dict.fromkeys(r['motion'] for r in study['runs']):
+        rs = [r for r in study['runs'] if r['motion'] == m]
+        for k in SCORES:
+            apart = any(a[k + '_lo'] > b[k + '_hi'] for a in rs for b in rs)
+            out.append(f"{MOTION_NAMES[m]}, {k}: the seeds' intervals over videos {'do not overlap' if apart else 'overlap'} "
+                       f"({', '.join(_interval(r, k) for r in rs)}): training seeds "
+                       f"{'vary beyond' if apart else 'are not told apart by'} the sampling noise of {n} videos.")
+    return out
+
+def add_study_claims(r: Report, study: dict) -> list:
+    "Appendix C's claims, LSTM against conv1d paired by seed, added to report `r` (none if the study has one network)."
+    g, n0 = study_gaps(study), len(r.claims)
+    if not g: return []
+    s = f"{r.preset}: n={g['FVD_128'].n} seeds a network, {study['n']} videos a side"
+    r.add_claim('Appendix C: with LSTM motion codes the motion collapses (LSTM minus conv1d, motion per frame in the '
+                'last eighth of long videos, paired by seed)', g['motion_late'], better='lower', setting=s)
+    r.add_claim('Appendix C: FVD_128 does not see the collapse, the LSTM scores lower (196.1 or 165.8 against 197.0; '
+                'LSTM minus conv1d, paired by seed)', g['FVD_128'], better='lower', setting=s)
+    return r.claims[n0:]
+
+def study_figure(study: dict):
+    "Left: FVD_16 (in-training evaluations) of every run against steps. Right: each run's final scores with intervals."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 2, figsize=(11, 3))
+    for (m, s), rows in study['curves'].items():
+        axs[0].plot([r['step'] for r in rows], [r['FVD_16'] for r in rows], 'o-' if m == 'conv' else 's--',
+                    label=f'{MOTION_NAMES[m]}, seed {s}')
+    axs[0].set(xlabel='step', ylabel='FVD_16', title='during training (EMA G, 32 vs 32 clips)')
+    axs[0].legend(fontsize=7)
+    for j, r in enumerate(study['runs']):
+        x = np.arange(len(SCORES)) + (j - len(study['runs']) / 2) * 0.12
+        y = np.array([r[k] for k in SCORES])
+        err = np.array([[r[k] - r[k + '_lo'] for k in SCORES], [r[k + '_hi'] - r[k] for k in SCORES]])
+        axs[1].errorbar(x, y, yerr=err.clip(0), fmt='o' if r['motion'] == 'conv' else 's', capsize=3,
+                        label=f"{MOTION_NAMES[r['motion']]}, seed {r['seed']}")
+    axs[1].set_xticks(range(len(SCORES)), SCORES)
+    axs[1].set(title=f"after training, {study['n']} videos a side (95 % bootstrap)")
+    axs[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/12_styleganv.ipynb #ef8f2a1d
+def _per_target(x: Tensor, target: Tensor) -> list: return (x - target).pow(2).flatten(1).mean(1).tolist()
+
+def projection_study(G: Generator, targets: Tensor, real: dict, steps: int = 200, seed: int = 0, fresh_seed: int = 1,
+                     resamples: int = 200, device=None) -> dict:
+    """Project the frames `targets` (N,C,H,W) into W+, re-animate them for 16 frames and score: `rows` (pixel MSE per
+    target, Estimates), `fvd` (re-animated and sampled videos against `real` features, with intervals), `videos`."""
+    from vidnb.metrics import FVDProtocol, i3d_features, feature_net
+    device = torch.device(device or default_device())
+    n, t0 = len(targets), time.perf_counter()
+    ws, losses = project(G, targets, steps=steps, seed=seed)
+    with torch.no_grad():
+        mz0 = projection_motion(G, seed).expand(n, -1, -1)
+        fitted = G(None, torch.zeros(n, 1), mz0, ws=ws).clamp(-1, 1)[:, :, 0]
+        start = G(None, torch.zeros(n, 1), mz0, ws=_projection_start(G, targets, seed)).clamp(-1, 1)[:, :, 0]
+        re = reanimate(G, ws, 16, seed=seed, fresh_seed=fresh_seed)
+        fresh = G(None, torch.arange(16.)[None].expand(n, -1), G.motion.sample_noise(
+            n, 15, generator=torch.Generator().manual_seed(fresh_seed)), ws=ws).clamp(-1, 1)
+    errs = {'nearest start sample': _per_target(start, targets), f'projection ({steps} steps)': _per_target(fitted, targets),
+            're-animated, frame 0': _per_target(re[:, :, 0], targets),
+            'all motion noise fresh, frame 0': _per_target(fresh[:, :, 0], targets),
+            'all-black frame': _per_target(-torch.ones_like(targets), targets)}
+    rows = [dict(frame=k, mse=Estimate(v)) for k, v in errs.items()]
+    sampled = generate(G, 16, n_videos=n, seed=seed + 1)
+    net = feature_net('i3d', device)
+    feats = [i3d_features(v, FVDProtocol(), 'fake', net=net, device=device) for v in (re, sampled)]
+    fvd = _score_rows(real, [{'FVD_16': f} for f in feats], ('FVD_16',), resamples)
+    fvd = [dict(videos=k, n=n, **r) for k, r in zip(('re-animated projections', 'sampled'), fvd)]
+    return dict(rows=rows, errors=errs, fvd=fvd, losses=losses, videos=dict(targets=targets, reanimated=re, fresh=fresh),
+                seconds=time.perf_counter() - t0)
+
+def _projection_start(G: Generator, targets: Tensor, seed: int, n_init: int = 256) -> Tensor:
+    "The W+ start `project(..., start='nearest')` takes for each target (the same draws of its generator)."
+    g = torch.Generator().manual_seed(seed)
+    mz = projection_motion(G, g).expand(len(targets), -1, -1)
+    w = G.mapping(torch.randn(n_init, G.cfg.z_dim, generator=g))
+    w0 = w[_frame_errors(G, w, torch.zeros(len(targets), 1), mz, targets).argmin(0)]
+    return w0[:, None].repeat(1, G.num_ws, 1)
+
+def projection_lines(ps: dict) -> list:
+    "The projection study in sentences computed from its intervals."
+    e, k = ps['errors'], [r['frame'] for r in ps['rows']]
+    d = lambda a, b: difference(Estimate(e[a]), Estimate(e[b]))
+    n = len(e[k[0]])
+    f_re, f_s = ps['fvd']
+    gap = describe_gap(d(k[3], k[2]), fmt='.4f')
+    return [f"Pixel MSE over {n} targets: " + '; '.join(f"{r['frame']} {r['mse']:.4f}" for r in ps['rows']) + '.',
+            f"The projection minus the all-black frame, paired by target: {describe_gap(d(k[1], k[4]), fmt='.4f')}.",
+            f"Frame 0 with all motion noise fresh minus the re-animated frame 0: {gap} (re-animation keeps the projected frame).",
+            f"FVD_16 against the study's real videos, {n} videos: re-animated projections {_interval(f_re, 'FVD_16')}, "
+            f"the generator's samples {_interval(f_s, 'FVD_16')}."]
 
 # %% ../nbs/12_styleganv.ipynb #1a4a6d8c
 _VIDEO_SUFFIXES = ('.mp4', '.avi', '.gif', '.mov', '.mkv', '.webm')
@@ -1037,10 +1310,10 @@ def _training(r: Report, p: SGVPreset, learn: GANLearner, rows: list, minutes: f
     "Report a smoke run: its evaluations as a table and as curves against the real clips, and a summary; its EMA G."
     rs = video_stats(_held_out(p)[:, :, :16])
     r.add_table('FVD_16, ink and motion during training (EMA generator)', rows)
-    caption = 'FVD_16, ink and motion of generated clips during smoke training (dashed: real clips)'
+    caption = f'FVD_16, ink and motion of generated clips during training, {p.n_fake} vs {p.n_real} clips (dashed: real clips)'
     r.add_figure(_curves_figure(rows, rs), 'fvd_curve.png', caption)
     last = rows[-1]
-    r.add_text(f"Smoke run: {learn.train_iter} steps, batch {p.train.bs}, {minutes:.1f} min on {default_device()}; "
+    r.add_text(f"Training run ({r.preset} preset): {learn.train_iter} steps, batch {p.train.bs}, {minutes:.1f} min on {default_device()}; "
                f"FVD_16 {rows[0]['FVD_16']:.0f} -> {last['FVD_16']:.0f} "
                f"({p.n_fake} generated vs {p.n_real} real clips); "
                f"ink {last['ink']:.3f} and motion {last['motion']:.3f} of the generated clips "
@@ -1098,15 +1371,48 @@ def _paper_tables(r: Report):
     for t in paper_tables(): r.add_table(t.caption, t.rows)
 
 # %% ../nbs/12_styleganv.ipynb #add5c1e8
+def study_dir(preset: str, p: SGVPreset | None = None) -> Path:
+    """Where `reproduce` keeps the runs and features of a preset's motion study, in the data cache (they resume from
+    there); a preset with overrides (`p` not `PRESETS[preset]`) gets a folder of its own, named by its settings' hash."""
+    import hashlib
+    if p is None or p == PRESETS.get(preset): return cache_dir('runs', f'styleganv-{preset}')
+    h = hashlib.sha1(json.dumps(asdict(p), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return cache_dir('runs', f'styleganv-{preset}-{h}')
+
+def _study_part(r: Report, p: SGVPreset, out=None):
+    "The motion study and the projection study at `p`: tables with intervals, a figure, sentences, appendix C's claims."
+    study = motion_study(p, out if out is not None else study_dir(r.preset, p))
+    runs, seeds = study_tables(study)
+    r.add_table(f"Motion study: every run, {study['n']} generated against {study['n']} held-out videos (FID: "
+                f"{study['fid_frames']} frames a side), 95 % basic bootstrap over videos", runs)
+    r.add_table('Motion study: each motion network over seeds (mean [95 % t interval] (n))', seeds)
+    r.add_figure(study_figure(study), 'motion_study.png', 'FVD_16 during training, and the final scores with intervals')
+    r.add_text(*study_lines(study))
+    add_study_claims(r, study)
+    G = study['generators'][(p.motions[0], p.seeds[0])]
+    ps = projection_study(G, _study_real(p)[1][:p.n_project, :, 0], study['real_features'], p.project_steps,
+                          resamples=p.resamples)
+    r.add_table(f"Projection (B.2, pixel MSE) of {p.n_project} held-out frames, over targets", ps['rows'])
+    r.add_table('FVD_16 of the re-animated projections and of as many samples', ps['fvd'])
+    r.add_text(*projection_lines(ps))
+    keep = ('runs', 'table', 'floor', 'n', 'fid_frames', 'resamples', 'seconds')
+    r.results.update(study={k: study[k] for k in keep}, projection=dict(rows=ps['rows'], fvd=ps['fvd'],
+                                                                        seconds=ps['seconds']))
+
 def _smoke_experiments(r: Report, p: SGVPreset):
-    "Train and evaluate at `p`, then the reference FVDs, samples, the long video and the cycle lengths."
+    """Train and evaluate at `p` (with a study: its first run), then the reference FVDs, samples, the long video, the
+    cycle lengths and, with a study, the study."""
     t0 = time.perf_counter()
-    learn, rows = train_smoke(p, progress=False)
-    G = _training(r, p, learn, rows, (time.perf_counter() - t0) / 60)
+    if p.study: learn, rows, minutes = study_run(p, p.motions[0], p.seeds[0], study_dir(r.preset, p))
+    else:
+        learn, rows = train_smoke(p, progress=False)
+        minutes = (time.perf_counter() - t0) / 60
+    G = _training(r, p, learn, rows, minutes)
     _references(r, p)
     _samples(r, G, p)
     _long_video(r, G, p)
     _cycles(r, p)
+    if p.study: _study_part(r, p)
 
 def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     "The chapter's experiments at `preset` (`overrides`: as `sgv_preset`'s, e.g. `steps`); media saved in `out`."
