@@ -1005,16 +1005,16 @@ def _motion_numbers(G: Generator, p: SGVPreset) -> dict:
     16 frames and in the last eighth (after frame 896 of 1,024); the periodicity of a `p.long_frames`-frame video."""
     mo = motion_over_time(G, p.collapse_frames, window=16, n_videos=p.collapse_videos, seed=7)
     pc, lag = periodicity(generate(G, p.long_frames, seed=5, chunk=100))
-    late = [r['motion'] for r in mo if r['end'] > p.collapse_frames * 7 // 8]       # windows ending in the last eighth
-    return dict(motion_0_16=mo[0]['motion'], motion_late=float(np.mean(late)), ink_late=float(np.mean(
-        [r['ink'] for r in mo if r['end'] > p.collapse_frames * 7 // 8])), periodicity=pc, lag=lag)
+    late = [r for r in mo if r['end'] > p.collapse_frames * 7 // 8]                  # windows ending in the last eighth
+    return dict(motion_0_16=mo[0]['motion'], motion_late=float(np.mean([r['motion'] for r in late])),
+                ink_late=float(np.mean([r['ink'] for r in late])), periodicity=pc, lag=lag)
 
 def motion_study(p: SGVPreset, out=None, device=None, progress: bool = False) -> dict:
-    """Train (or resume) every (motion, seed) run of `p` in `out` (default: the data cache's runs/styleganv-study) and
+    """Train (or resume) every (motion, seed) run of `p` in `out` (default: `study_dir('study')`) and
     score each with intervals: `runs` (a row each), `table` (Estimates over seeds per motion network), `floor`,
     `generators`, `curves` (the in-training evaluations), `seconds`."""
     t0 = time.perf_counter()
-    out = Path(out) if out is not None else cache_dir('runs', 'styleganv-study')
+    out = Path(out) if out is not None else cache_dir('runs', 'styleganv-study')   # study_dir('study'), defined below
     device = torch.device(device or default_device())
     real_v, other_v = _study_real(p)
     real = study_features(real_v, 'real', p.fid_frames, device=device, cache=out / 'real.npz')
