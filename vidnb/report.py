@@ -13,10 +13,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INTERVALS', 'VERDICTS', 'OUTCOMES', 'MEDIA_KINDS', 'SMOKE', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset',
-           'Estimate', 'versus', 'difference', 'describe_gap', 'estimate_rows', 'Claim', 'verdict_counts',
-           'format_cell', 'Table', 'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure', 'markdown_html',
-           'validate_results', 'results_json', 'html_page', 'write_reports', 'results_scorecard', 'run_chapter',
-           'check_chapter']
+           'Estimate', 'versus', 'difference', 'describe_gap', 'which_lower', 'estimate_rows', 'Claim',
+           'verdict_counts', 'format_cell', 'Table', 'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure',
+           'markdown_html', 'validate_results', 'results_json', 'html_page', 'write_reports', 'results_scorecard',
+           'run_chapter', 'check_chapter']
 
 # %% ../nbs/07_report.ipynb #0628d2a0
 def pick_preset(presets: dict, name: str, **overrides):
@@ -114,6 +114,12 @@ def describe_gap(d: Estimate, unit: str = '', fmt: str = '.2f') -> str:
     "A paired difference in words: its estimate and whether its interval lies above 0, below 0, or across 0."
     v = versus(d, 0)
     return f"{d:{fmt}}{' ' + unit if unit else ''}, " + ('not resolved at this n' if v == 'not resolved' else f'{v} 0')
+
+def which_lower(g: Estimate, a: str, b: str, what: str) -> str:
+    "What the interval of the paired difference `g` = a - b says about which of `a`, `b` has the lower `what`."
+    v = versus(g, 0)
+    if v == 'not resolved': return f'which of {a} and {b} has the lower {what} is not resolved at n = {g.n}'
+    return f"{a if v == 'below' else b} has the lower {what}"
 
 # %% ../nbs/07_report.ipynb #53547285
 def estimate_rows(rows: list, by, keys: tuple, keep: tuple = (), interval: str = 't') -> list:

@@ -18,7 +18,7 @@ from .core import (check_video, check_sound, set_seed, write_video, write_sound,
                         check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import Learner, Callback, MetricsCB, ProgressCB, DeviceCB, CheckpointCB, DataLoaders, load_checkpoint
 from .report import (chapter_folder, Report, pick_preset, save_figure, Estimate, versus, difference, describe_gap,
-                          estimate_rows)
+                          which_lower, estimate_rows)
 
 # %% auto #0
 __all__ = ['PAPER_LAYERS', 'PRESETS', 'MINUTES', 'TEXTURE_BASELINES', 'EXPERIMENTS', 'SOUND_BASELINES', 'SOUND_CLAIMS',
@@ -601,12 +601,6 @@ def run_textures(p: STGPreset, score=None) -> dict:
                 seconds=dict(total=time.perf_counter() - t0, per_seed=[dict(seed=d['seed'], **d['seconds']) for d in draws]))
 
 # %% ../nbs/13_stgconvnet.ipynb #6f0b4fce
-def _order(g: Estimate, a: str, b: str, what: str) -> str:
-    "What the interval of the paired difference `g` = a - b says about which of `a`, `b` has the lower `what`."
-    v = versus(g, 0)
-    if v == 'not resolved': return f'which of {a} and {b} has the lower {what} is not resolved at n = {g.n}'
-    return f"{a if v == 'below' else b} has the lower {what}"
-
 def texture_gaps(table: list) -> dict:
     "`(experiment, score, baseline)` -> STGConvNet minus the baseline, paired by seed, from `run_textures`' table."
     t = {r['video']: r for r in table}
@@ -617,13 +611,13 @@ def texture_lines(tex: dict) -> list:
     "Each STGConvNet-minus-baseline difference of `run_textures` in words, and fresh against learned chains."
     (nf, nc), r0 = tex['real'], tex['table'][0]
     out = [f"{s} ({r0['clips']} videos, {r0['frames']} frames a side against {nf} real frames and {nc} real clips), {e} "
-           f"minus {b}, paired by seed: {describe_gap(g, fmt='.1f')}; {_order(g, e, b, s)}."
+           f"minus {b}, paired by seed: {describe_gap(g, fmt='.1f')}; {which_lower(g, e, b, s)}."
            for (e, s, b), g in texture_gaps(tex['table']).items()]
     c = {r['video']: r['FID'] for r in tex['chain_table']}
     for e in EXPERIMENTS.values():
         g = difference(c[f'{e}, one fresh chain'], c[f'{e}, learned chain'])
         out.append(f"FID at 16 frames, {e}: a fresh chain ({tex['fresh_steps']} Langevin steps from 0) minus the learned "
-                   f"chain, paired by seed: {describe_gap(g, fmt='.1f')}; {_order(g, 'the fresh chain', 'the learned chain', 'FID')}.")
+                   f"chain, paired by seed: {describe_gap(g, fmt='.1f')}; {which_lower(g, 'the fresh chain', 'the learned chain', 'FID')}.")
     return out
 
 # %% ../nbs/13_stgconvnet.ipynb #fd4cf0e7
@@ -667,10 +661,10 @@ def sound_lines(snd: dict) -> list:
     what, t = dict(SOUND_CLAIMS), {r['sound']: r for r in snd['table']}
     ln = t['STGConvNet']['length_s']
     out = [f"{what[m]} against the observed sound ({ln} s a side), STGConvNet minus {b}, paired by seed: "
-           f"{describe_gap(g, fmt='.2f')}; {_order(g, 'STGConvNet', b, m)}." for (m, b), g in sound_gaps(snd['table']).items()]
+           f"{describe_gap(g, fmt='.2f')}; {which_lower(g, 'STGConvNet', b, m)}." for (m, b), g in sound_gaps(snd['table']).items()]
     g = difference(t[FRESH_SOUND]['frechet'], t['STGConvNet']['frechet'])
     return out + [f"{what['frechet']}, fresh chains ({snd['fresh_steps']} Langevin steps from 0) minus the learned chains, "
-                  f"paired by seed: {describe_gap(g, fmt='.2f')}; {_order(g, 'the fresh chains', 'the learned chains', 'frechet')}."]
+                  f"paired by seed: {describe_gap(g, fmt='.2f')}; {which_lower(g, 'the fresh chains', 'the learned chains', 'frechet')}."]
 
 # %% ../nbs/13_stgconvnet.ipynb #c1ceb9cb
 def add_claims(r: Report, tex: dict, snd: dict) -> list:
