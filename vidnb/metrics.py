@@ -987,10 +987,12 @@ def basic_interval(theta: float, reps, level: float = 0.95) -> tuple:
 def _side(lo, hi) -> str: return 'above' if lo > 0 else 'below' if hi < 0 else 'not resolved'
 
 def _add_intervals(rows: list, pairs: list, resamples: int, seed: int):
-    "Each row's FVD interval, and its difference from the proper row with a verdict, from one paired bootstrap."
+    """Each row's bias-corrected FVD `2θ - mean(θ*)` (θ: the first offset seed's) with its basic interval, and its
+    difference from the proper row with a verdict, from one paired bootstrap."""
     reps = bootstrap_fvds(pairs, resamples, seed)
     theta = np.array([frechet_of(fr, ff) for (fr, _), (ff, _) in pairs])
     for j, r in enumerate(rows):
+        r['fvd_bc'] = 2 * theta[j] - float(reps[:, j].mean())
         r['fvd_lo'], r['fvd_hi'] = basic_interval(theta[j], reps[:, j])
         r['minus_proper_lo'], r['minus_proper_hi'] = basic_interval(theta[j] - theta[0], reps[:, j] - reps[:, 0])
         r['vs_proper'] = '' if j == 0 else _side(r['minus_proper_lo'], r['minus_proper_hi'])
