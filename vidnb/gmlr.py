@@ -22,13 +22,14 @@ from .report import chapter_folder, Report, pick_preset, save_figure, Estimate, 
 
 # %% auto #0
 __all__ = ['GENERATORS', 'RGB_TEST_CLIPS', 'RANK_TYPES', 'METHODS', 'ALGORITHMS', 'WEIGHTS', 'SEQUENCES', 'DRAWS', 'COLUMNS',
-           'TABLE1', 'TABLE2', 'PRESETS', 'MINUTES', 'TABLE3_PAPER', 'COLUMNS3', 'TABLE3', 'LINE_PAPER', 'STAND_INS',
-           'Generator', 'generator', 'unit_rows', 'pca_codes', 'GLO', 'GLOLearner', 'glo_psnr', 'mnist64_train',
-           'rgb_train', 'save_generator', 'pretrain', 'Generators', 'GMLR', 'check_rank', 'project_codes',
-           'similarity_penalty', 'FitConfig', 'GMLRLearner', 'reconstruct', 'weights_path', 'load_generator',
-           'pretrained', 'sequence', 'spread', 'test_set', 'column_config', 'run_row', 'row_claims',
-           'convergence_curve', 'GMLRPreset', 'pick_rows', 'run_table', 'run_algorithms', 'table3_clip',
-           'table3_windows', 'run_table3', 'table3_claims', 'linearise', 'line_positions', 'frame_order',
+           'TABLE1', 'TABLE2', 'CONVERGENCE_ROWS', 'PRESETS', 'MINUTES', 'TABLE3_PAPER', 'COLUMNS3', 'TABLE3',
+           'LINE_PAPER', 'STAND_INS', 'Generator', 'generator', 'unit_rows', 'pca_codes', 'GLO', 'GLOLearner',
+           'glo_psnr', 'mnist64_train', 'rgb_train', 'save_generator', 'pretrain', 'Generators', 'GMLR', 'check_rank',
+           'project_codes', 'similarity_penalty', 'FitConfig', 'GMLRLearner', 'reconstruct', 'weights_path',
+           'load_generator', 'pretrained', 'sequence', 'spread', 'test_set', 'column_config', 'run_row', 'row_claims',
+           'convergence_curve', 'convergence_path', 'measure_convergence', 'save_convergence', 'convergence_record',
+           'steps_to_converge', 'plot_convergence', 'GMLRPreset', 'pick_rows', 'run_table', 'run_algorithms',
+           'table3_clip', 'table3_windows', 'run_table3', 'table3_claims', 'linearise', 'line_positions', 'frame_order',
            'plot_line_positions', 'run_lines', 'crossfade', 'missing_frames', 'run_missing_frames',
            'lowrank_completion', 'tv3d', 'tv_reconstruct', 'classical_peers', 'compare_init', 'plot_loss_curves',
            'is_gray', 'run_reconstruct', 'cli', 'StopAtPSNR', 'plain_conv_transpose', 'bench_step', 'seconds_to_target',
@@ -491,6 +492,61 @@ def convergence_curve(row, col='joint', n=3, max_steps=2000, every=25, tol=0.25,
     mean = (np.array([c for _, c, _ in curves]) * w[:, None]).sum(0) / w.sum()
     return dict(sequence=seq, operator=operator, column=col, n=int(w.sum()), steps=steps, psnr=mean.tolist(),
                 plateau=plateau_step(steps, mean, tol), tol=tol, seconds=round(time.perf_counter() - t0, 1))
+
+# %% ../nbs/10_gmlr.ipynb #ba46bb80
+CONVERGENCE_ROWS = (('table1', 0), ('table1', 1), ('table2', 0), ('table2', 1), ('table2', 4), ('table2', 5))
+
+def convergence_path() -> Path:
+    "Where the measured convergence curves ship: `vidnb/assets/gmlr_convergence.json` inside the installed package."
+    import vidnb
+    return Path(vidnb.__file__).parent / 'assets' / 'gmlr_convergence.json'
+
+def measure_convergence(rows=CONVERGENCE_ROWS, columns=('latent', 'joint'), n=3, max_steps=1000, every=50,
+                        tol=0.25, sets=None) -> list:
+    "`convergence_curve` of each of `columns` of each (table, index) in `rows`, labelled with its table and row."
+    tables = dict(table1=TABLE1, table2=TABLE2)
+    for t, i in rows:
+        if t not in tables or not 0 <= i < len(tables[t]): raise ValueError(f"rows: no row {i} in {t}")
+    return [dict(table=t, row=i, **convergence_curve(tables[t][i], c, n, max_steps, every, tol,
+                                                     sets=None if sets is None else sets(tables[t][i][0])))
+            for t, i in rows for c in columns]
+
+def save_convergence(curves: list, path=None) -> Path:
+    "Write `curves` (from `measure_convergence`) to `path` (default: the shipped record), atomically."
+    from vidnb.core import atomic_path
+    path = Path(path or convergence_path())
+    with atomic_path(path) as tmp: tmp.write_text(json.dumps(dict(curves=curves), indent=1))
+    return path
+
+def convergence_record(path=None) -> list:
+    "The measured curves shipped with vidnb (empty if none was measured)."
+    path = Path(path or convergence_path())
+    return json.loads(path.read_text())['curves'] if path.is_file() else []
+
+def steps_to_converge(curves: list, table: str, row: int):
+    "The steps row `row` of `table` needs: the largest plateau of its measured columns; None if one never settles."
+    cs = [c for c in curves if c['table'] == table and c['row'] == row]
+    if not cs: raise ValueError(f"no measured curve for row {row} of {table}")
+    ps = [c['plateau'] for c in cs]
+    return None if None in ps else max(ps)
+
+def plot_convergence(curves: list, axs=None):
+    "PSNR against steps, a panel per row: each column's curve, its plateau (dot), the paper's number (dashed)."
+    import matplotlib.pyplot as plt
+    keys = list(dict.fromkeys((c['table'], c['row']) for c in curves))
+    if axs is None: axs = plt.subplots(1, len(keys), figsize=(3 * len(keys), 2.6), squeeze=False)[1][0]
+    tables = dict(table1=TABLE1, table2=TABLE2)
+    for ax, (t, i) in zip(axs, keys):
+        paper = dict(zip(COLUMNS, tables[t][i][4]))
+        for k, c in enumerate(x for x in curves if (x['table'], x['row']) == (t, i)):
+            l, = ax.plot(c['steps'], c['psnr'], label=c['column'])
+            ax.axhline(paper[c['column']], color=l.get_color(), ls='--', lw=0.8)
+            if c['plateau'] is not None:
+                ax.plot(c['plateau'], c['psnr'][c['steps'].index(c['plateau'])], 'o', color=l.get_color())
+        ax.set(title=f"{t} {tables[t][i][0]}\n{tables[t][i][1]}", xlabel='step')
+        ax.title.set_fontsize(8)
+    axs[0].set_ylabel('PSNR dB'); axs[0].legend(fontsize=7)
+    return axs
 
 # %% ../nbs/10_gmlr.ipynb #074a54c6
 @dataclass(frozen=True)
