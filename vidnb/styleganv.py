@@ -28,9 +28,9 @@ __all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SCORES', 'MOTION_
            'd_loss', 'g_loss', 'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos',
            'video_noise', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references',
            'train_smoke', 'periodicity', 'stream_memory', 'stream_memory_rows', 'projection_motion', 'project',
-           'reanimate', 'motion_over_time', 'study_run', 'study_features', 'motion_study', 'study_gaps', 'study_tables',
-           'study_lines', 'add_study_claims', 'study_figure', 'projection_study', 'projection_lines', 'load_generator',
-           'write_generated', 'cli', 'study_dir', 'reproduce', 'bench']
+           'reanimate', 'motion_over_time', 'study_run', 'study_dir', 'study_features', 'motion_study', 'study_gaps',
+           'study_tables', 'study_lines', 'add_study_claims', 'study_figure', 'projection_study', 'projection_lines',
+           'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 def _check_positive_ints(dc):
@@ -943,6 +943,14 @@ def study_run(p: SGVPreset, motion: str, seed: int, out, progress: bool = False)
         _write_json(kf, info)
     return learn, rows, info['minutes']
 
+def study_dir(preset: str, p: SGVPreset | None = None) -> Path:
+    """Where `reproduce` keeps the runs and features of a preset's motion study, in the data cache (they resume from
+    there); a preset with overrides (`p` not `PRESETS[preset]`) gets a folder of its own, named by its settings' hash."""
+    import hashlib
+    if p is None or p == PRESETS.get(preset): return cache_dir('runs', f'styleganv-{preset}')
+    h = hashlib.sha1(json.dumps(asdict(p), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return cache_dir('runs', f'styleganv-{preset}-{h}')
+
 # %% ../nbs/12_styleganv.ipynb #b2193499
 SCORES = ('FVD_16', 'FVD_128', 'FID')
 
@@ -956,29 +964,32 @@ def _fid_frames(videos: Tensor, n: int) -> tuple:
 
 def study_features(videos: Tensor, role: str, fid_frames: int, kinds=SCORES, device=None, cache=None) -> dict:
     """`{kind: (features (n,D), [(video, clip start or frame)])}` of `videos` as `role` for each of `kinds` (FVD_16,
-    FVD_128 by the appendix protocol, frame FID); read from / written to the .npz `cache` when given."""
+    FVD_128 by the appendix protocol, frame FID); read from / written to the .npz `cache` when given, a kind at a time,
+    each keyed by role, size, its protocol and its network's weights."""
     from vidnb.metrics import (FVDProtocol, FIDProtocol, i3d_features, inception_features, feature_net,
                                net_fingerprint)
     device = torch.device(device or default_device())
-    nets = {k: feature_net('inception' if k == 'FID' else 'i3d', device) for k in kinds}
-    key = json.dumps(dict(role=role, fid_frames=fid_frames, kinds=list(kinds), shape=list(videos.shape),
-                          nets={k: net_fingerprint(n) for k, n in nets.items()}))
+    stored = {}
     if cache is not None and Path(cache).exists():
-        z = np.load(cache)
-        if str(z['key']) == key:
-            return {k: (z[f'{k}_f'].astype(np.float64), [tuple(i) for i in z[f'{k}_i'].tolist()]) for k in kinds}
+        with np.load(cache) as z: stored = {n: z[n] for n in z.files}
     out = {}
-    for k in kinds:
+    for k in kinds:                                     # each kind keyed and saved on its own: a killed run keeps the rest
+        net = feature_net('inception' if k == 'FID' else 'i3d', device)
+        key = json.dumps(dict(role=role, kind=k, fid_frames=fid_frames if k == 'FID' else None,
+                              shape=list(videos.shape), net=net_fingerprint(net)))
+        if f'{k}_key' in stored and str(stored[f'{k}_key']) == key:
+            out[k] = (stored[f'{k}_f'].astype(np.float64), [tuple(i) for i in stored[f'{k}_i'].tolist()])
+            continue
         if k == 'FID':
             frames, info = _fid_frames(videos, fid_frames)
-            out[k] = (inception_features(frames, FIDProtocol(), role, net=nets[k], device=device), info)
+            out[k] = (inception_features(frames, FIDProtocol(), role, net=net, device=device), info)
         else:
-            out[k] = i3d_features(videos, FVDProtocol(n_frames=int(k.split('_')[1])), role, net=nets[k], device=device)
-    if cache is not None:
-        arrays = {f'{k}_{s}': np.asarray(v, dtype=np.float32 if s == 'f' else None)            # float32: as the nets give them
-                  for k, (f, i) in out.items() for s, v in (('f', f), ('i', i))}
-        with atomic_path(cache) as tmp:
-            with open(tmp, 'wb') as fh: np.savez(fh, key=np.array(key), **arrays)
+            out[k] = i3d_features(videos, FVDProtocol(n_frames=int(k.split('_')[1])), role, net=net, device=device)
+        if cache is not None:
+            f, i = out[k]                                                       # float32: as the nets give them
+            stored.update({f'{k}_key': np.array(key), f'{k}_f': np.asarray(f, dtype=np.float32), f'{k}_i': np.asarray(i)})
+            with atomic_path(cache) as tmp:
+                with open(tmp, 'wb') as fh: np.savez(fh, **stored)
     return out
 
 # %% ../nbs/12_styleganv.ipynb #70bf9ae3
@@ -1371,14 +1382,6 @@ def _paper_tables(r: Report):
     for t in paper_tables(): r.add_table(t.caption, t.rows)
 
 # %% ../nbs/12_styleganv.ipynb #add5c1e8
-def study_dir(preset: str, p: SGVPreset | None = None) -> Path:
-    """Where `reproduce` keeps the runs and features of a preset's motion study, in the data cache (they resume from
-    there); a preset with overrides (`p` not `PRESETS[preset]`) gets a folder of its own, named by its settings' hash."""
-    import hashlib
-    if p is None or p == PRESETS.get(preset): return cache_dir('runs', f'styleganv-{preset}')
-    h = hashlib.sha1(json.dumps(asdict(p), sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return cache_dir('runs', f'styleganv-{preset}-{h}')
-
 def _study_part(r: Report, p: SGVPreset, out=None):
     "The motion study and the projection study at `p`: tables with intervals, a figure, sentences, appendix C's claims."
     study = motion_study(p, out if out is not None else study_dir(r.preset, p))
