@@ -494,6 +494,7 @@ def convergence_curve(row, col='joint', n=3, max_steps=2000, every=25, tol=0.25,
                 plateau=plateau_step(steps, mean, tol), tol=tol, seconds=round(time.perf_counter() - t0, 1))
 
 # %% ../nbs/10_gmlr.ipynb #ba46bb80
+_TABLES = dict(table1=TABLE1, table2=TABLE2)
 CONVERGENCE_ROWS = (('table1', 0), ('table1', 1), ('table2', 0), ('table2', 1), ('table2', 4), ('table2', 5))
 
 def convergence_path() -> Path:
@@ -504,11 +505,10 @@ def convergence_path() -> Path:
 def measure_convergence(rows=CONVERGENCE_ROWS, columns=('latent', 'joint'), n=3, max_steps=1000, every=50,
                         tol=0.25, sets=None) -> list:
     "`convergence_curve` of each of `columns` of each (table, index) in `rows`, labelled with its table and row."
-    tables = dict(table1=TABLE1, table2=TABLE2)
     for t, i in rows:
-        if t not in tables or not 0 <= i < len(tables[t]): raise ValueError(f"rows: no row {i} in {t}")
-    return [dict(table=t, row=i, **convergence_curve(tables[t][i], c, n, max_steps, every, tol,
-                                                     sets=None if sets is None else sets(tables[t][i][0])))
+        if t not in _TABLES or not 0 <= i < len(_TABLES[t]): raise ValueError(f"rows: no row {i} in {t}")
+    return [dict(table=t, row=i, **convergence_curve(_TABLES[t][i], c, n, max_steps, every, tol,
+                                                     sets=None if sets is None else sets(_TABLES[t][i][0])))
             for t, i in rows for c in columns]
 
 def save_convergence(curves: list, path=None) -> Path:
@@ -535,15 +535,14 @@ def plot_convergence(curves: list, axs=None):
     import matplotlib.pyplot as plt
     keys = list(dict.fromkeys((c['table'], c['row']) for c in curves))
     if axs is None: axs = plt.subplots(1, len(keys), figsize=(3 * len(keys), 2.6), squeeze=False)[1][0]
-    tables = dict(table1=TABLE1, table2=TABLE2)
     for ax, (t, i) in zip(axs, keys):
-        paper = dict(zip(COLUMNS, tables[t][i][4]))
-        for k, c in enumerate(x for x in curves if (x['table'], x['row']) == (t, i)):
+        paper = dict(zip(COLUMNS, _TABLES[t][i][4]))
+        for c in (x for x in curves if (x['table'], x['row']) == (t, i)):
             l, = ax.plot(c['steps'], c['psnr'], label=c['column'])
             ax.axhline(paper[c['column']], color=l.get_color(), ls='--', lw=0.8)
             if c['plateau'] is not None:
                 ax.plot(c['plateau'], c['psnr'][c['steps'].index(c['plateau'])], 'o', color=l.get_color())
-        ax.set(title=f"{t} {tables[t][i][0]}\n{tables[t][i][1]}", xlabel='step')
+        ax.set(title=f"{t} {_TABLES[t][i][0]}\n{_TABLES[t][i][1]}", xlabel='step')
         ax.title.set_fontsize(8)
     axs[0].set_ylabel('PSNR dB'); axs[0].legend(fontsize=7)
     return axs

@@ -18,7 +18,8 @@ from .core import (check_video, default_device, set_seed, cache_dir, atomic_path
                         run_folder, Run, check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import (Learner, Callback, DataLoaders, DeviceCB, DDPCB, MetricsCB, ProgressCB, CheckpointCB,
                            EMACB, MixedPrecisionCB, NaNStopCB, load_checkpoint)
-from .report import chapter_folder, Report, Table, pick_preset, Estimate, estimate_rows, difference, describe_gap, versus
+from .report import (chapter_folder, Report, Table, pick_preset, Estimate, estimate_rows, difference, describe_gap,
+                          versus, which_lower)
 
 # %% auto #0
 __all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SCORES', 'MOTION_NAMES', 'SGVConfig', 'TrainConfig', 'SGVPreset',
@@ -1025,7 +1026,7 @@ def motion_study(p: SGVPreset, out=None, device=None, progress: bool = False) ->
     score each with intervals: `runs` (a row each), `table` (Estimates over seeds per motion network), `floor`,
     `generators`, `curves` (the in-training evaluations), `seconds`."""
     t0 = time.perf_counter()
-    out = Path(out) if out is not None else cache_dir('runs', 'styleganv-study')   # study_dir('study'), defined below
+    out = Path(out) if out is not None else study_dir('study')
     device = torch.device(device or default_device())
     real_v, other_v = _study_real(p)
     real = study_features(real_v, 'real', p.fid_frames, device=device, cache=out / 'real.npz')
@@ -1070,11 +1071,6 @@ def study_tables(study: dict) -> tuple:
              for r in study['table']]
     return runs, seeds
 
-def _lower(g: Estimate, what: str) -> str:
-    v = versus(g, 0)
-    if v == 'not resolved': return f'which network has the lower {what} is not resolved at n = {g.n} seeds'
-    return f"{'the LSTM' if v == 'below' else 'conv1d'} has the lower {what}"
-
 def study_lines(study: dict) -> list:
     "What the study shows, in sentences computed from its intervals."
     n, f = study['n'], study['floor']
@@ -1086,7 +1082,7 @@ def study_lines(study: dict) -> list:
     for k, g in study_gaps(study).items():
         what = 'motion in the last eighth of the long videos' if k == 'motion_late' else k
         out.append(f"LSTM minus conv1d, {what}, paired by seed: {describe_gap(g, fmt='.3f' if k in ('motion_late', 'periodicity') else '.1f')}; "
-                   f"{_lower(g, what)}.")
+                   f"{which_lower(g, 'the LSTM', 'conv1d', what)}.")
     for m in dict.fromkeys(r['motion'] for r in study['runs']):
         rs = [r for r in study['runs'] if r['motion'] == m]
         for k in SCORES:
