@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make reproduce   install vidnb and its offline data, then run every chapter at the smoke preset, a code check (report in reproduce/)
+#   make reproduce   install vidnb and its offline data, then run every chapter at the main preset: converged runs
+#                    with intervals, the main job (report in reproduce/); PRESET=smoke: a code check in minutes
 #   make test        install, then run every check CI runs (notebooks clean and exported, nbdev-test, pytest)
 # On a machine with a GPU, pick your torch build: `make reproduce TORCH=torch PRESET=paper`.
 # On a CPU machine whose index serves the CUDA build (PyPI on Linux), take the CPU one:
@@ -10,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
-PRESET ?= smoke
+PRESET ?= main
 OUT ?= reproduce
 CHAPTERS ?=
 

@@ -22,7 +22,7 @@ def test_unknown_chapter_is_a_clear_error(tmp_path):
 
 def test_bad_preset_is_rejected_before_anything_runs(tmp_path):
     r = vidnb('reproduce', 'core', '--preset', 'huge', '--out', tmp_path / 'r', check=False)
-    assert r.returncode == 2 and "preset must be one of 'smoke', 'paper', got 'huge'" in r.stderr, r.stderr
+    assert r.returncode == 2 and "preset must be one of 'smoke', 'paper', 'main', got 'huge'" in r.stderr, r.stderr
     assert not (tmp_path / 'r').exists()
 
 # The smoke report of `vidnb reproduce core gmlr` as last committed (first written before the chapter contract, to show

@@ -331,7 +331,7 @@ def test_chapter_contract_and_presets():
     from vidnb.report import check_chapter
     check_chapter(D)
     assert D.PRESETS['smoke'].moving == 10 and D.PRESETS['paper'].moving == 10_000 and D.PRESETS['paper'].mnist64
-    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper', got 'huge'"): D.reproduce('huge')
+    with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper', 'main', got 'huge'"): D.reproduce('huge')
 
 def test_report_parts_at_a_tiny_preset(tmp_path):
     from vidnb.report import Report, pick_preset, results_json

@@ -158,7 +158,7 @@ def test_chapter_contract_and_presets():
     with pytest.raises(FrozenInstanceError): stg.PRESETS['smoke'].fc.iters = 1
     video = torch.zeros(1, 3, 8, 16, 16)
     for bad in (lambda: stg.config('fc', 'huge'), lambda: stg.reproduce('huge'), lambda: stg.texture_synthesis(video, 'huge')):
-        with pytest.raises(ValueError, match="preset must be one of 'smoke', 'cpu', 'paper', got 'huge'"): bad()
+        with pytest.raises(ValueError, match="preset must be one of 'smoke', 'cpu', 'paper', 'main', got 'huge'"): bad()
 
 
 def test_langevin_samples_the_reference_when_f_is_zero():

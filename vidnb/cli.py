@@ -154,7 +154,9 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=HelpFormatter)
     rp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
     rp.add_argument('--preset', default=None,
-                    help="smoke, cpu or paper; default: 'paper' on a GPU, 'smoke' on a CPU ($VIDNB_PRESET overrides)")
+                    help="smoke (a code check), main (the main job: converged, with intervals, about 90 min on 2 CPU "
+                         "cores), cpu (the papers' sample sizes, 4 paper chapters) or paper; default: 'paper' on a GPU, "
+                         "'main' on a CPU ($VIDNB_PRESET overrides)")
     rp.add_argument('--out', default='reproduce', help='the report folder')
     bp = sp.add_parser('bench', help="run chapters' benchmarks and write JSON", formatter_class=HelpFormatter)
     bp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
@@ -190,7 +192,7 @@ def _data(a) -> int:
 
 def _reproduce(a) -> int:
     from vidnb.core import default_preset
-    reports = reproduce(a.chapters, a.preset or default_preset(), a.out)
+    reports = reproduce(a.chapters, a.preset or default_preset(job=True), a.out)
     print(f'report: {Path(a.out) / "report.html"}')
     return 1 if any(r.error for r in reports.values()) else 0
 

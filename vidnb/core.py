@@ -14,13 +14,14 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'LOCK_FILE', 'has_data', 'generator_on', 'check_tensor', 'check_video', 'check_sound', 'fold_time',
-           'unfold_time', 'video_from_uint8', 'video_to_uint8', 'resize_video', 'to_gray', 'to_rgb', 'default_device',
-           'default_preset', 'amp_dtype', 'autocast', 'set_seed', 'rng_state', 'set_rng_state', 'time_interleaved',
-           'cache_dir', 'atomic_path', 'natural_key', 'image_files', 'decode_frames', 'resize_frames_u8', 'read_video',
-           'write_video', 'video_info', 'read_sound', 'write_sound', 'show_frames', 'show_videos', 'Animation',
-           'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram', 'show_sound', 'check_out_file',
-           'Run', 'run_folder', 'error_line', 'run_cli', 'positive_int', 'HelpFormatter']
+__all__ = ['PRESET_NAMES', 'RUN_FILE', 'LOCK_FILE', 'has_data', 'generator_on', 'check_tensor', 'check_video', 'check_sound',
+           'fold_time', 'unfold_time', 'video_from_uint8', 'video_to_uint8', 'resize_video', 'to_gray', 'to_rgb',
+           'default_device', 'default_preset', 'amp_dtype', 'autocast', 'set_seed', 'rng_state', 'set_rng_state',
+           'time_interleaved', 'cache_dir', 'atomic_path', 'natural_key', 'image_files', 'decode_frames',
+           'resize_frames_u8', 'read_video', 'write_video', 'video_info', 'read_sound', 'write_sound', 'show_frames',
+           'show_videos', 'Animation', 'animate', 'scrub', 'plot_waveform', 'spectrogram', 'plot_spectrogram',
+           'show_sound', 'check_out_file', 'Run', 'run_folder', 'error_line', 'run_cli', 'positive_int',
+           'HelpFormatter']
 
 # %% ../nbs/00_core.ipynb #24535fb9
 def _fail(name, what, got): raise ValueError(f"{name} must be {what}, got {got}")
@@ -126,10 +127,14 @@ def default_device():
     mps = getattr(torch.backends, 'mps', None)
     return torch.device('mps' if mps is not None and mps.is_available() else 'cpu')
 
-def default_preset():
-    "The preset notebooks and `vidnb reproduce` use by default: `$VIDNB_PRESET`, else 'paper' on CUDA, else 'smoke'."
-    p = os.environ.get('VIDNB_PRESET') or ('paper' if default_device().type == 'cuda' else 'smoke')
-    if p not in ('smoke', 'paper'): raise ValueError(f"VIDNB_PRESET must be 'smoke' or 'paper', got {p!r}")
+PRESET_NAMES = ('smoke', 'main', 'paper')   # the presets every chapter has (the papers' chapters add 'cpu')
+
+def default_preset(job: bool = False):
+    """The preset used when none is given: `$VIDNB_PRESET`, else 'paper' on CUDA, else on a CPU 'smoke' for notebooks
+    (a code check) and 'main' for the main job (`job=True`: `vidnb reproduce`, converged runs in about 90 minutes)."""
+    p = os.environ.get('VIDNB_PRESET') or ('paper' if default_device().type == 'cuda' else 'main' if job else 'smoke')
+    if p not in PRESET_NAMES:
+        raise ValueError(f"VIDNB_PRESET must be one of {', '.join(map(repr, PRESET_NAMES))}, got {p!r}")
     return p
 
 # %% ../nbs/00_core.ipynb #5449c7f3

@@ -873,7 +873,8 @@ class DataPreset:
     sounds: tuple = ('splash', 'ambi_choir', 'rainforest')   # sounds plotted
     sound_seconds: float = 1.5       # seconds of each sound plotted
 
-PRESETS = {'smoke': DataPreset(), 'paper': DataPreset(moving=10_000, patches=10_000, mnist64=True)}
+PRESETS = {'smoke': DataPreset(), 'paper': DataPreset(moving=10_000, patches=10_000, mnist64=True),
+           'main': DataPreset()}   # the main job: the smoke sizes, which already check every source (no paper claim)
 
 # %% ../nbs/01_data.ipynb #4dd7174f
 def _timed(f):

@@ -180,7 +180,7 @@ class LatentPreset:
     missing: tuple = (10, 11, 12, 13, 14)      # its frames left out and interpolated
     checks: tuple = ((1, 32, 32, 4), (1, 80, 256, 16), (10, 20, 32, 2), (1, 5, 64, 3))   # (S, T, k, r) per table row
 
-PRESETS = {'smoke': LatentPreset(), 'paper': LatentPreset()}   # the same: the report takes a second on a CPU
+PRESETS = {'smoke': LatentPreset(), 'paper': LatentPreset(), 'main': LatentPreset()}   # the same: a second on a CPU
 
 # %% ../nbs/03_latent.ipynb #fff57802
 def _trajectory(T=20, k=32, seed=0):

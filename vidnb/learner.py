@@ -787,7 +787,8 @@ class LearnerPreset:
             raise ValueError(f"stop_after must be in [1, {room - 1}] for steps={self.steps} (the interrupted run "
                              f"stops between its half-way checkpoint and its end), got {self.stop_after}")
 
-PRESETS = {'smoke': LearnerPreset(), 'paper': LearnerPreset(data='mnist', steps=5000)}
+PRESETS = {'smoke': LearnerPreset(), 'paper': LearnerPreset(data='mnist', steps=5000),
+           'main': LearnerPreset()}   # the main job: the smoke run (the learner's checks, no paper claim)
 
 # %% ../nbs/04_learner.ipynb #b526ab76
 def _mnist():

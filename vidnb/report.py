@@ -8,6 +8,7 @@ Docs: https://vidnb.github.io/vidnb/report.html.md"""
 from __future__ import annotations
 import base64, html, inspect, json, math, time, traceback
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from .core import PRESET_NAMES
 from functools import cached_property
 from pathlib import Path
 
@@ -646,8 +647,9 @@ def run_chapter(module, preset: str, out) -> Report:
 def check_chapter(module) -> None:
     "Raise ValueError naming what `module` lacks of the chapter contract (PRESETS, reproduce, bench)."
     name, presets = module.__name__, getattr(module, 'PRESETS', None)
-    if not isinstance(presets, dict) or not {'smoke', 'paper'} <= set(presets):
-        raise ValueError(f"{name}.PRESETS must be a dict with 'smoke' and 'paper', got {presets!r}"[:300])
+    if not isinstance(presets, dict) or not set(PRESET_NAMES) <= set(presets):
+        need = ', '.join(map(repr, PRESET_NAMES))
+        raise ValueError(f"{name}.PRESETS must be a dict with {need}, got {presets!r}"[:300])
     for k, p in presets.items():
         if not (is_dataclass(p) and type(p).__dataclass_params__.frozen):
             raise ValueError(f"{name}.PRESETS[{k!r}] must be a frozen dataclass, got {type(p).__name__}")

@@ -243,6 +243,9 @@ PRESETS = {
     'paper': STGPreset(st=STGConfig('st', PAPER_LAYERS['st'], (40, 224, 224), grow=(333, 666)),
                        fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
                        sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000), **_ESTIMATES),
+    # the main job (`make reproduce`): the cpu preset's networks and seeds, 16 clips a side
+    'main': replace(_SMOKE, sound=replace(_SMOKE.sound, chains=7), seeds=(0, 1, 2), fresh_chains=16, baseline_seeds=16,
+                    real_clips=16),
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)

@@ -148,6 +148,10 @@ PRESETS = {
                        # the reference's: 25,000 kimg at batch 64, EMA 20 kimg, ADA target 0.6 over 500 kimg
                        run_training=False, eval_every=12_500, n_fake=2048, n_real=2048,    # its metrics: every 800 kimg
                        study=True, motions=('conv', 'lstm'), n_eval=2048, fid_frames=50_000),
+    # the main job (`make reproduce`): the cpu preset's first run (conv1d motion codes, seed 0) scored with intervals
+    # on 64 against 64 videos and 512 frames a side; the motion comparison over seeds is the cpu preset's
+    'main': SGVPreset(SGVConfig(ch_base=512, ch_max=32, tanh_out=True), TrainConfig(steps=2400, bs=16), eval_every=800,
+                      study=True, motions=('conv',), seeds=(0,), n_eval=64, fid_frames=512, n_project=8),
 }
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
