@@ -59,3 +59,23 @@ def test_validation_catches_a_broken_chapter_entry(tmp_path):
     bad = json.loads(json.dumps(good))
     bad['chapters']['x']['tables'] = [dict(caption='t', columns=['a'], rows=[dict(a=[1, 2])])]
     with pytest.raises(ValueError, match='/chapters/x/tables/0/rows/0/a'): validate_results(bad)
+
+def _tiny_main(name):
+    "`_tiny` for the main preset: the study chapters also shrink their evaluation sets."
+    kw = _tiny(name)
+    if name == 'styleganv':
+        kw.update(n_eval=4, fid_frames=16, n_project=2, project_steps=2, collapse_frames=32, collapse_videos=1,
+                  resamples=5)
+    if name == 'metrics': kw.update(mnist_n=4, mnist_frames=16, resamples=5)
+    return kw
+
+@pytest.mark.slow                                        # about 3-7 min on 2 cores: `pytest -m slow tests/test_report.py`
+@pytest.mark.parametrize('name', ['styleganv'])
+def test_main_preset_runs_end_to_end(name, tmp_path, monkeypatch):
+    "The main job's preset of a chapter whose main path differs from smoke (StyleGAN-V: a one-run study) runs at a tiny size."
+    if name == 'styleganv':                              # its runs and features go to tmp_path, not the data cache
+        monkeypatch.setattr(MODULES[name], 'study_dir', lambda preset, p=None: tmp_path / 'study')
+    r = MODULES[name].reproduce('main', tmp_path / name, **_tiny_main(name))
+    assert isinstance(r, Report) and r.tables and not r.error, name
+    write_reports({name: r}, tmp_path, dict(preset='main'))
+    validate_results(json.loads((tmp_path / 'results.json').read_text()))
