@@ -536,7 +536,7 @@ def converged_steps(table: str, row: int, cap: int = 2000, curves=None) -> dict 
     2000) where that method still climbs at the last measured step; None if the row was not measured."""
     cs = [c for c in (convergence_record() if curves is None else curves) if c['table'] == table and c['row'] == row]
     if not cs: return None
-    at = {c['column']: cap if c['plateau'] is None else max(c['plateau'], 1) for c in cs}
+    at = {c['column']: cap if c['plateau'] is None else c['plateau'] for c in cs}
     if not {'latent', 'joint'} <= set(at): return None
     return {col: at[meth] for col, (meth, _, _) in COLUMNS.items()}
 
@@ -618,7 +618,7 @@ def pick_rows(table, idx=None):
 
 def row_steps(table, i: int, p):
     "The steps of row `i` of `table` (`TABLE1` or `TABLE2`) at preset `p`: per column from the record if `p.converged`."
-    seq, name = table[i][0], 'table1' if table is TABLE1 else 'table2'
+    seq, name = table[i][0], next(k for k, t in _TABLES.items() if t is table)
     return (p.converged and 'mnist' in seq and converged_steps(name, i, PAPER_STEPS)) or p.steps_for(seq)
 
 def run_table(table, rows, p, columns=None):
@@ -1100,7 +1100,9 @@ def reproduce(preset='smoke', out=None, **overrides) -> Report:
     "Tables 1-3, both algorithms, lines, peers, missing frames at `preset`; `overrides`: `GMLRPreset` fields."
     p = pick_preset(PRESETS, preset, **overrides)
     r = Report('GMLR: low-rank generative video reconstruction', chapter_folder(out, 'gmlr'), preset)
-    r.add_text(f'GMLR (Hyder & Asif), preset {preset}: {p.steps} steps per gray fit, {p.steps_for("color_wheel")} '
+    fits = ('the MNIST rows of tables 1-2 at the steps shown in each row (where they settle), '
+            f'{p.steps} steps for the other gray fits' if p.converged else f'{p.steps} steps per gray fit')
+    r.add_text(f'GMLR (Hyder & Asif), preset {preset}: {fits}, {p.steps_for("color_wheel")} '
                f'per RGB fit. {p.note} Real clips stand in for KTH walking (pedestrians, vtest.avi) and UCF101 archery '
                '(foliage, tree.avi).')
     parts = (_table1, _table2, _algorithms, _linearised, _table3, _peers, _missing_frames)
