@@ -22,10 +22,10 @@ from .report import chapter_folder, Report, pick_preset, save_figure
 # %% auto #0
 __all__ = ['PRESETS', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'with_cbs', 'DataLoaders',
            'as_dls', 'to_device', 'find_bs', 'skip_batches', 'loader_generators', 'unwrap', 'Repeat', 'NoScaler',
-           'Learner', 'DeviceCB', 'MetricsCB', 'plot_history', 'plateau_step', 'ProgressCB', 'MixedPrecisionCB',
-           'LRSchedCB', 'GradClipCB', 'EMACB', 'SnapshotCB', 'NaNStopCB', 'tree_digest', 'save_checkpoint',
-           'load_checkpoint', 'check_model_state', 'load_model', 'CheckpointCB', 'DDPCB', 'LearnerPreset', 'reproduce',
-           'bench']
+           'Learner', 'DeviceCB', 'MetricsCB', 'plot_history', 'plateau_step', 'loss_converged', 'ProgressCB',
+           'MixedPrecisionCB', 'LRSchedCB', 'GradClipCB', 'EMACB', 'SnapshotCB', 'NaNStopCB', 'tree_digest',
+           'save_checkpoint', 'load_checkpoint', 'check_model_state', 'load_model', 'CheckpointCB', 'DDPCB',
+           'LearnerPreset', 'reproduce', 'bench']
 
 # %% ../nbs/04_learner.ipynb #b310e96c
 class CancelFitException(Exception):
@@ -377,6 +377,25 @@ def plateau_step(steps, values, tol: float, better: str = 'higher', last: int = 
     ok = v >= tail.mean() - tol if better == 'higher' else v <= tail.mean() + tol
     bad = np.flatnonzero(~ok)
     return int(s[0] if len(bad) == 0 else s[bad[-1] + 1])
+
+# %% ../nbs/04_learner.ipynb #2055c49d
+def loss_converged(histories, key: str = 'loss', window: float = 0.2, rel_tol: float = 0.02) -> dict:
+    """Whether training runs stopped improving `key` (lower is better) over their last `window` of logged values:
+    `fall` (an Estimate over runs of (mean of the window before the last - mean of the last) / |mean of the last|),
+    `tolerance` and `converged` (the fall's interval lies below `rel_tol`). `histories`: a `MetricsCB.history` each."""
+    from vidnb.report import Estimate, versus
+    if not 0 < window <= 0.5: raise ValueError(f"window must be in (0, 0.5], got {window!r}")
+    if not (isinstance(rel_tol, (int, float)) and rel_tol > 0): raise ValueError(f"rel_tol must be a number > 0, got {rel_tol!r}")
+    falls = []
+    for j, h in enumerate(histories):
+        v = np.array([r[key] for r in h if key in r], dtype=float)
+        w = int(len(v) * window)
+        if w < 2: raise ValueError(f"histories[{j}]: needs at least {math.ceil(2 / window)} logged values of {key!r}, got {len(v)}")
+        last, before = v[-w:].mean(), v[-2 * w:-w].mean()
+        falls.append(float((before - last) / max(abs(last), 1e-12)))
+    if not falls: raise ValueError("histories must hold at least one run's history, got none")
+    fall = Estimate(tuple(falls))
+    return dict(key=key, fall=fall, tolerance=float(rel_tol), converged=versus(fall, rel_tol) == 'below')
 
 # %% ../nbs/04_learner.ipynb #2c3e2cf1
 def _in_notebook():

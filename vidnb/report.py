@@ -141,7 +141,7 @@ def estimate_rows(rows: list, by, keys: tuple, keep: tuple = (), interval: str =
     return out
 
 # %% ../nbs/07_report.ipynb #bc672390
-OUTCOMES = ('reproduced', 'not resolved at this n', 'not reproduced')
+OUTCOMES = ('reproduced', 'not resolved at this n', 'not reproduced', 'not shown converged: no verdict')
 
 @dataclass(frozen=True)
 class Claim:
@@ -153,6 +153,7 @@ class Claim:
     tolerance: float = 0.           # how far short of `paper` still reproduces it (shown with the claim)
     unit: str = ''
     setting: str = ''               # what ours was measured at: preset, steps, sample sizes
+    converged: bool = True          # False: the run behind `ours` is not shown to have converged, so no verdict
 
     def __post_init__(self):
         if not isinstance(self.ours, Estimate): raise ValueError(f"ours must be an Estimate, got {type(self.ours).__name__}")
@@ -169,7 +170,9 @@ class Claim:
 
     @property
     def verdict(self) -> str:
-        "'reproduced', 'not resolved at this n' or 'not reproduced', from where the 95 % interval lies (`versus`)."
+        """'reproduced', 'not resolved at this n' or 'not reproduced', from where the 95 % interval lies (`versus`);
+        'not shown converged: no verdict' when the run behind it is not shown to have converged (a run still improving says nothing of the paper)."""
+        if not self.converged: return OUTCOMES[3]
         v = versus(self.ours, self.target)
         if v == 'not resolved': return OUTCOMES[1]
         return OUTCOMES[0] if (v == 'above') == (self.better == 'higher') else OUTCOMES[2]
@@ -185,12 +188,12 @@ class Claim:
     def to_json(self) -> dict:
         return dict(claim=self.claim, ours=self.ours.to_json(), paper=self.paper, better=self.better,
                     tolerance=self.tolerance, unit=self.unit, setting=self.setting, target=self.target,
-                    verdict=self.verdict)
+                    converged=self.converged, verdict=self.verdict)
 
     @staticmethod
     def from_json(d: dict) -> 'Claim':
         return Claim(d['claim'], Estimate.from_json(d['ours']), d.get('paper'), d.get('better', 'higher'),
-                     d.get('tolerance', 0.), d.get('unit', ''), d.get('setting', ''))
+                     d.get('tolerance', 0.), d.get('unit', ''), d.get('setting', ''), d.get('converged', True))
 
 def verdict_counts(claims) -> dict:
     "How many of `claims` have each verdict, in the order of `OUTCOMES`."
@@ -314,7 +317,7 @@ def scorecard(reports: dict, fmt: str = '.4g') -> Table:
             else: counted.append(c)
             rows.append(row)
     n = verdict_counts(counted)
-    summary = ', '.join(f'{v} {k}' for k, v in n.items())
+    summary = ', '.join(f'{v} {k}' for k, v in n.items() if v or k != OUTCOMES[3])   # 'not converged' only when some are
     cap = f'Scorecard: which claims of the papers hold ({summary}; {len(counted)} claims'
     cap += f', and {len(rows) - len(counted)} smoke-preset code checks)' if len(rows) > len(counted) else ')'
     return Table(cap, rows, fmt)
@@ -349,7 +352,7 @@ def _add_file(self, path, caption: str = '') -> Media:
     return self.media[-1]
 
 def _add_claim(self, claim: str, ours, paper=None, **kw) -> Claim:
-    "Append a `Claim` of the paper (`kw`: `better`, `tolerance`, `unit`, `setting`); it goes to the scorecard."
+    "Append a `Claim` of the paper (`kw`: `better`, `tolerance`, `unit`, `setting`, `converged`); it goes to the scorecard."
     self.claims.append(Claim(claim, ours, paper, **kw))
     return self.claims[-1]
 
@@ -486,7 +489,8 @@ _CLAIM = {'type': 'object', 'additionalProperties': False,
           'required': ['claim', 'ours', 'paper', 'better', 'tolerance', 'unit', 'setting', 'target', 'verdict'],
           'properties': {'claim': _STR, 'ours': {'$ref': '#/$defs/estimate'}, 'paper': _NUM,
                          'better': {'enum': ['higher', 'lower']}, 'tolerance': {'type': 'number', 'minimum': 0},
-                         'unit': _STR, 'setting': _STR, 'target': {'type': 'number'}, 'verdict': {'enum': list(OUTCOMES)}}}
+                         'unit': _STR, 'setting': _STR, 'target': {'type': 'number'}, 'converged': {'type': 'boolean'},
+                         'verdict': {'enum': list(OUTCOMES)}}}
 _CHAPTER = {'type': 'object',
             'required': ['title', 'module', 'preset', 'seconds', 'error', 'text', 'tables', 'media', 'results'],
             'properties': {'title': _STR, 'module': _STR, 'preset': _STR, 'seconds': _NUM,
