@@ -15,7 +15,7 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import (check_video, default_device, set_seed, cache_dir, atomic_path, generator_on, run_folder,
                         check_out_file, run_cli, positive_int, HelpFormatter)
-from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB,
+from .learner import (Learner, DataLoaders, DeviceCB, MetricsCB, ProgressCB, CheckpointCB, NaNStopCB, loss_converged,
                            load_checkpoint, check_model_state)
 from .report import (chapter_folder, Report, pick_preset, Estimate, versus, difference, describe_gap,
                           estimate_rows, VERDICTS)
@@ -31,7 +31,8 @@ __all__ = ['TABLE1', 'CLASSIFIER', 'TEXTURES', 'PRESETS', 'MINUTES', 'TABLE2_PAP
            'texture_models', 'texture_synth', 'texture_scores', 'texture_experiment', 'run_textures', 'paper_table2',
            'dvae_beats_lds', 'model_gaps', 'count_verdicts', 'texture_claims', 'mask_size', 'inpaint', 'masked_psnr',
            'flat_fill', 'temporal_fill', 'masked_draw', 'run_masked', 'masked_claims', 'masked_figure', 'load_dvae',
-           'write_frames', 'cli', 'describe_preset', 'add_claims', 'reproduce', 'bench']
+           'write_frames', 'cli', 'describe_preset', 'convergence_checks', 'convergence_table', 'add_claims',
+           'reproduce', 'bench']
 
 # %% ../nbs/11_dvae.ipynb #e89f963e
 def _check_positive_int(obj, k):
@@ -754,11 +755,14 @@ def train_texture(video: Tensor, p: DVAEPreset, mask: Tensor | None = None, seed
     return _fit_fresh(lambda: DVAE(cfg), pairs, p.texture_budget, p, seed, progress, masks, out)
 
 # %% ../nbs/11_dvae.ipynb #2f69b1e9
-def texture_models(video: Tensor, p: DVAEPreset, seed: int = 0, progress: bool = False) -> dict:
-    "Table 2's models of one texture at `seed`: DVAE, VAE+VAR and LDS, and the DVAE before training (what training buys)."
-    models = {'DVAE': train_texture(video, p, None, seed, progress=progress).model.cpu().eval()}
+def texture_models(video: Tensor, p: DVAEPreset, seed: int = 0, progress: bool = False, histories: dict | None = None) -> dict:
+    """Table 2's models of one texture at `seed`: DVAE, VAE+VAR and LDS, and the DVAE before training (what training buys);
+    the trained models' loss histories go into `histories` if given."""
+    learn = train_texture(video, p, None, seed, progress=progress)
+    models = {'DVAE': learn.model.cpu().eval()}
     pairs, _ = frame_pairs(video)
     vae = _fit_fresh(lambda: StaticVAE(models['DVAE'].cfg), pairs[:, :, :1], p.texture_budget, p, seed, progress)
+    if histories is not None: histories.update(DVAE=learn.history, VAE=vae.history)
     models['VAE+VAR'], models['LDS'] = VAEVAR.fit(vae.model.cpu(), pairs), LDS.fit(pairs, models['DVAE'].cfg.n)
     set_seed(seed)
     models['DVAE (untrained)'] = DVAE(models['DVAE'].cfg).eval()
@@ -796,27 +800,30 @@ def texture_experiment(p: DVAEPreset, name: str = 'foliage', fvd_too: bool = Tru
     "Table 2 for one texture at `seed`: its video, `texture_models` (and STGConvNet if `stg`), their videos, rows, seconds."
     t0 = time.perf_counter()
     video = texture_video(p.texture_size, name)
-    models = texture_models(video, p, seed, progress)
+    histories = {}
+    models = texture_models(video, p, seed, progress, histories)
     synth = texture_synth(models, video, seed=seed)
     if stg:
         from vidnb.stgconvnet import texture_synthesis
         synth['STGConvNet'] = texture_synthesis(video, seed=seed)
     rows = [dict(texture=name, seed=seed, **r) for r in score(video, synth, fvd_too=fvd_too)]
-    return dict(video=video, models=models, synth=synth, rows=rows, seconds=time.perf_counter() - t0)
+    return dict(video=video, models=models, synth=synth, rows=rows, histories=histories, seconds=time.perf_counter() - t0)
 
 # %% ../nbs/11_dvae.ipynb #83eedb82
 def run_textures(p: DVAEPreset, score=texture_scores) -> dict:
-    "Table 2 at every texture and seed of `p`: the draws' rows, an Estimate per texture and model, first-seed videos."
-    rows, videos, seconds = [], {}, {}
+    """Table 2 at every texture and seed of `p`: the draws' rows, an Estimate per texture and model, first-seed videos,
+    and the loss histories of the trained models ((texture, model) -> one per seed)."""
+    rows, videos, seconds, histories = [], {}, {}, {}
     for name in p.textures:
         t0 = time.perf_counter()
         for seed in p.texture_seeds:
             ex = texture_experiment(p, name, seed=seed, stg=seed in p.stg_seeds, score=score)
             rows += ex['rows']
+            for m, h in ex['histories'].items(): histories.setdefault((name, m), []).append(h)
             videos.setdefault(name, dict(real=ex['video'], **ex['synth']))
         seconds[name] = time.perf_counter() - t0
     table = estimate_rows(rows, ('texture', 'model'), ('FID', 'FVD'), keep=('frames',))
-    return dict(rows=rows, table=table, videos=videos, seconds=seconds)
+    return dict(rows=rows, table=table, videos=videos, seconds=seconds, histories=histories)
 
 # %% ../nbs/11_dvae.ipynb #16949b59
 TABLE2_PAPER = {   # texture: (LDS, STGCONV, DGM, DVAE) FID, the paper's table 2; None where it gives none
@@ -933,20 +940,23 @@ def masked_draw(video: Tensor, kind: str, p: DVAEPreset, seed: int = 0) -> dict:
              'flat fill': flat_fill(video, mask)[:, :, :-1]}
     psnrs = {k: masked_psnr(f, video[:, :, :-1], hidden) for k, f in fills.items()}
     return dict(psnr=psnrs, fills=fills, observed=(video * _seen(video, mask))[:, :, :-1], cfg=model.cfg,
-                steps=learn.train_iter, seconds=time.perf_counter() - t0)
+                steps=learn.train_iter, history=learn.history, seconds=time.perf_counter() - t0)
 
 def run_masked(p: DVAEPreset) -> dict:
-    "Masked training for every mask of `MASKS`, texture and seed of `p`: raw rows, an Estimate per mask and texture."
-    rows, shown = [], {}
+    """Masked training for every mask of `MASKS`, texture and seed of `p`: raw rows, an Estimate per mask and texture,
+    the DVAEs' loss histories ((mask, texture) -> one per seed)."""
+    rows, shown, histories = [], {}, {}
     for kind, name in itertools.product(MASKS, p.textures):
         video = texture_video(mask_size(p, kind), name)
         for seed in p.mask_seeds:
             d = masked_draw(video, kind, p, seed)
+            histories.setdefault((kind, name), []).append(d['history'])
             rows.append(dict(mask=kind, texture=name, seed=seed, size=d['cfg'].size, layers=d['cfg'].layers,
                              sigma2=d['cfg'].sigma2, steps=d['steps'], seconds=d['seconds'], **d['psnr']))
             shown.setdefault((kind, name), dict(truth=video[:, :, :-1], observed=d['observed'], **d['fills']))
     keep = ('size', 'layers', 'sigma2', 'steps')
-    return dict(rows=rows, table=estimate_rows(rows, ('mask', 'texture'), tuple(d['psnr']), keep=keep), shown=shown)
+    return dict(rows=rows, table=estimate_rows(rows, ('mask', 'texture'), tuple(d['psnr']), keep=keep), shown=shown,
+                histories=histories)
 
 # %% ../nbs/11_dvae.ipynb #14068e77
 def masked_claims(rows: list) -> list:
@@ -1153,24 +1163,46 @@ def describe_preset(name: str, p: DVAEPreset) -> str:
             f"{stg}. Masked training: {masks}, seeds {list(p.mask_seeds)}. Every estimate is the mean and the 95 % t "
             "interval over seeds, n beside it; every draw is in results.json.")
 
+# %% ../nbs/11_dvae.ipynb #ca0d2859
+def convergence_checks(digits: dict, textures: dict, masked: dict) -> dict:
+    """`loss_converged` of each group of training runs behind a claim, from `run_digits`, `run_textures` and
+    `run_masked`: name -> its result (too short a history: not converged, with a `note`)."""
+    groups = {'Experiment 4.1, DVAE': [d['history'] for d in digits['draws']]}
+    groups.update({f'Table 2, {name}, {m}': hs for (name, m), hs in textures['histories'].items()})
+    groups.update({f'Masked training, {kind} on {name}, DVAE': hs for (kind, name), hs in masked['histories'].items()})
+    out = {}
+    for k, hs in groups.items():
+        try: out[k] = loss_converged(hs)
+        except ValueError as e: out[k] = dict(key='loss', fall=None, tolerance=None, converged=False, note=str(e))
+    return out
+
+def convergence_table(checks: dict) -> list:
+    "The checks as table rows: the relative fall of the loss over the last fifth of training, the tolerance, the verdict."
+    return [dict(runs=k, fall=c['fall'], tolerance=c['tolerance'],
+                 converged='yes' if c['converged'] else c.get('note', 'not shown')) for k, c in checks.items()]
+
 # %% ../nbs/11_dvae.ipynb #a0649199
-def add_claims(r: Report, digits: list, textures: list, masked: list) -> list:
-    "Add the paper's claims to report `r` from the Estimate rows of `run_digits`, `run_textures` and `run_masked`."
+def add_claims(r: Report, digits: list, textures: list, masked: list, checks: dict | None = None) -> list:
+    """Add the paper's claims to report `r` from the Estimate rows of `run_digits`, `run_textures` and `run_masked`;
+    with `checks` (`convergence_checks`), a claim whose DVAEs do not show a converged loss gets no verdict."""
     n0, m = len(r.claims), {x['model']: x for x in digits}
+    ok = lambda k: checks is None or checks[k]['converged']
     d, v, l = m['DVAE'], m['VAE+VAR'], m['LDS']
     seeds = lambda e: f'{r.preset}: n={e.n} seeds'
     order = difference(d['in_order'], v['in_order'])
     r.add_claim('Experiment 4.1: DVAE keeps the digit order better than VAE+VAR (in-order transitions, paired)', order,
-                setting=seeds(order))
+                setting=seeds(order), converged=ok('Experiment 4.1, DVAE'))
     read = difference(l['recognisable'], d['recognisable'])
     r.add_claim('Experiment 4.1: LDS frames less recognisable than the DVAE\'s (share read by a classifier, paired)',
-                read, better='lower', setting=seeds(read))
+                read, better='lower', setting=seeds(read), converged=ok('Experiment 4.1, DVAE'))
     for tex, g in model_gaps(textures, 'FID', 'DVAE', 'LDS').items():
-        r.add_claim(f'Table 2, {tex}: DVAE FID below the LDS (paired)', g, better='lower', setting=seeds(g))
+        r.add_claim(f'Table 2, {tex}: DVAE FID below the LDS (paired)', g, better='lower', setting=seeds(g),
+                    converged=ok(f'Table 2, {tex}, DVAE'))
     for x in masked:
         g = difference(x['DVAE'], x['temporal mean'])
         r.add_claim(f"Masked training, {x['mask']} on {x['texture']}: DVAE fill above the temporal mean (paired, "
-                    "vidnb's peer)", g, unit='dB', setting=seeds(g))
+                    "vidnb's peer)", g, unit='dB', setting=seeds(g),
+                    converged=ok(f"Masked training, {x['mask']} on {x['texture']}, DVAE"))
     return r.claims[n0:]
 
 # %% ../nbs/11_dvae.ipynb #ceaec29f
@@ -1181,7 +1213,11 @@ def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     r.results['preset'] = preset
     r.add_text(describe_preset(preset, p))
     dig, tex, msk = _digits(r, p), _textures(r, p), _masked(r, p)
-    add_claims(r, dig['table'], tex['table'], msk['table'])
+    checks = convergence_checks(dig, tex, msk)
+    r.add_table(_cap(r, 'Has training converged? The relative fall of the training loss over the last fifth of training, '
+                        'mean [95% t interval] (n seeds); converged: its interval lies below the tolerance'),
+                convergence_table(checks), fmt='.4f')
+    add_claims(r, dig['table'], tex['table'], msk['table'], checks)
     r.add_table("The paper's table 2 (FID on its DynTex textures; not the same clips as ours)", paper_table2())
     return r
 
