@@ -22,17 +22,17 @@ from .report import (chapter_folder, Report, Table, pick_preset, Estimate, estim
                           versus, which_lower)
 
 # %% auto #0
-__all__ = ['SPANS', 'PRESETS', 'NOISE_BLOCK', 'PAPER_TABLES', 'SCORES', 'MOTION_NAMES', 'SGVConfig', 'TrainConfig', 'SGVPreset',
-           'sgv_preset', 'lrelu', 'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding', 'cycle_length',
-           'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator', 'n_params', 'DBlock',
-           'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames', 'process_rows', 'VideoAugment',
-           'd_loss', 'g_loss', 'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan', 'moving_mnist_videos',
-           'video_noise', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables', 'fvd_references',
-           'train_smoke', 'periodicity', 'stream_memory', 'stream_memory_rows', 'projection_motion', 'project',
-           'reanimate', 'motion_over_time', 'study_run', 'study_dir', 'study_features', 'motion_study', 'study_gaps',
-           'study_tables', 'study_lines', 'add_study_claims', 'study_figure', 'projection_study', 'projection_lines',
-           'training_convergence', 'convergence_line', 'training_record_path', 'save_training_record',
-           'training_record', 'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
+__all__ = ['SPANS', 'PRESETS', 'MINUTES', 'NOISE_BLOCK', 'PAPER_TABLES', 'SCORES', 'MOTION_NAMES', 'SGVConfig', 'TrainConfig',
+           'SGVPreset', 'sgv_preset', 'lrelu', 'EqLinear', 'EqConv', 'ModConv', 'base_periods', 'AcyclicEmbedding',
+           'cycle_length', 'exponential_periods', 'MotionMapping', 'MappingNetwork', 'Synthesis', 'Generator',
+           'n_params', 'DBlock', 'TimeDiffEncoder', 'Discriminator', 'sample_times', 'gather_frames', 'process_rows',
+           'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan',
+           'moving_mnist_videos', 'video_noise', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables',
+           'fvd_references', 'train_smoke', 'periodicity', 'stream_memory', 'stream_memory_rows', 'projection_motion',
+           'project', 'reanimate', 'motion_over_time', 'study_run', 'study_dir', 'study_features', 'motion_study',
+           'study_gaps', 'study_tables', 'study_lines', 'add_study_claims', 'study_figure', 'projection_study',
+           'projection_lines', 'training_convergence', 'convergence_line', 'training_record_path',
+           'save_training_record', 'training_record', 'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
 def _check_positive_ints(dc):
@@ -150,12 +150,16 @@ PRESETS = {
                        run_training=False, eval_every=12_500, n_fake=2048, n_real=2048,    # its metrics: every 800 kimg
                        study=True, motions=('conv', 'lstm'), n_eval=2048, fid_frames=50_000),
     # the main job (`make reproduce`): one run (conv1d motion codes, seed 0) of the cpu networks for 800 steps, scored
-    # with intervals on 64 against 64 videos and 512 frames a side. The cpu study's record shows training still improving
-    # at 2,400 steps (about an hour each on this CPU), so no run the main job can afford converges and the main job makes
+    # with intervals on 32 against 32 videos and 256 frames a side. The cpu study's record shows training still improving
+    # at 2,400 steps (the study's four runs take about an hour on this CPU), so no run the main job can afford converges and the main job makes
     # no claim of this chapter: it runs the study's whole path at a size that fits next to the other chapters
     'main': SGVPreset(SGVConfig(ch_base=512, ch_max=32, tanh_out=True), TrainConfig(steps=800, bs=16), eval_every=400,
-                      study=True, motions=('conv',), seeds=(0,), n_eval=64, fid_frames=512, n_project=8),
+                      study=True, motions=('conv',), seeds=(0,), n_eval=32, fid_frames=256, n_project=4),
 }
+# Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
+# left. main: 800 training steps took 5.1 min on quiet cores, the evaluation at 32 videos 7.6 min (459 s, the
+# training read back from its checkpoint)
+MINUTES = dict(main=12.7)
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
 def _take(kw: dict, config) -> dict:
@@ -1448,7 +1452,7 @@ def _study_part(r: Report, p: SGVPreset, out=None):
     rec_preset, rec = training_record()
     if rec and rec_preset != r.preset:
         lines.append(convergence_line(training_convergence(rec), f"the {len(rec)} runs of the shipped {rec_preset} record "
-                                      f"(the same networks and steps: {PRESETS[rec_preset].train.steps:,})"))
+                                      f"(the same networks, {PRESETS[rec_preset].train.steps:,} steps)"))
     if not conv['converged']: lines.append('So no claim of this chapter gets a verdict from these runs.')
     r.add_text(*lines)
     add_study_claims(r, study, converged=conv['converged'])
