@@ -21,15 +21,15 @@ from .report import (chapter_folder, Report, pick_preset, save_figure, Estimate,
                           which_lower, estimate_rows)
 
 # %% auto #0
-__all__ = ['PAPER_LAYERS', 'PRESETS', 'MINUTES', 'TEXTURE_BASELINES', 'EXPERIMENTS', 'SOUND_BASELINES', 'SOUND_CLAIMS',
-           'FRESH_SOUND', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down', 'LangevinDiverged',
-           'check_chains', 'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config', 'join_init', 'GrowLayers',
-           'ExperimentCB', 'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank', 'log_mel',
-           'spectral_distance', 'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise', 'lds_texture',
-           'pixel_noise', 'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis',
-           'load_model_checkpoint', 'sample', 'write_signals', 'texture_draw', 'run_textures', 'texture_gaps',
-           'texture_lines', 'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines', 'add_claims', 'cli', 'reproduce',
-           'bench']
+__all__ = ['PAPER_LAYERS', 'PRESETS', 'MINUTES', 'TEXTURE_BASELINES', 'EXPERIMENTS', 'SCORED', 'SOUND_BASELINES', 'SOUND_CLAIMS',
+           'FRESH_SOUND', 'SOUND_EXPERIMENT', 'Layer', 'conv_shapes', 'STConvNet', 'GenerativeConvNet', 'top_down',
+           'LangevinDiverged', 'check_chains', 'langevin', 'STGConfig', 'build_model', 'STGPreset', 'config',
+           'join_init', 'GrowLayers', 'ExperimentCB', 'AnalysisBySynthesis', 'train', 'synthesised', 'mel_filterbank',
+           'log_mel', 'spectral_distance', 'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise',
+           'lds_texture', 'pixel_noise', 'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis',
+           'load_model_checkpoint', 'sample', 'write_signals', 'ChainScoreCB', 'texture_draw', 'run_textures',
+           'texture_gaps', 'texture_lines', 'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines',
+           'convergence_checks', 'convergence_table', 'experiment_converged', 'add_claims', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
 @dataclass(frozen=True)
@@ -249,7 +249,8 @@ PRESETS = {
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)
-MINUTES = dict(cpu=66.3)
+# main: `vidnb reproduce stgconvnet --preset main` on quiet cores (2026-12-03, 1,406 s)
+MINUTES = dict(cpu=66.3, main=23.4)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
 def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:
@@ -568,18 +569,49 @@ def _timed(f, *args, **kw):
 # %% ../nbs/13_stgconvnet.ipynb #628be279
 EXPERIMENTS = {'fc': 'STGConvNet exp. 2', 'st': 'STGConvNet exp. 1'}     # arch -> the name in the tables
 
-def _learn_and_sample(x, cfg: STGConfig, p: STGPreset, seed: int):
-    "`(learned chain, p.fresh_chains fresh chains, seconds learning, seconds sampling)` of `cfg` learned from `x` at `seed`."
-    learn, t_learn = _timed(train, x, cfg, progress=False, seed=seed)
+SCORED = 4         # the persistent chains are scored at the last 4 tenths of learning: two fifths, compared
+
+class ChainScoreCB(Callback):
+    """Scores the persistent chains with `score` (signals in [-1, 1] -> dict of numbers) every `every` learning
+    iterations after iteration `after`, and at the end: `history`, one `{step, **score}` a time; `seconds` spent."""
+    order = 60
+    def __init__(self, score, every: int, after: int = 0):
+        if not (isinstance(every, int) and every > 0): raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.score, self.every, self.after, self.history, self.seconds = score, every, after, [], 0.
+    def after_batch(self, learn):
+        if learn.training and learn.train_iter > self.after and learn.train_iter % self.every == 0: self.log(learn)
+    def after_fit(self, learn):
+        if not self.history or self.history[-1]['step'] != learn.train_iter: self.log(learn)
+    def log(self, learn):
+        t0 = time.perf_counter()
+        self.history.append(dict(step=learn.train_iter, **{k: float(v) for k, v in self.score(synthesised(learn.model)).items()}))
+        self.seconds += time.perf_counter() - t0
+    def state_dict(self): return dict(history=self.history)                  # a resumed run keeps its scores
+    def load_state_dict(self, sd): self.history = list(sd['history'])
+
+def _learn_scored(x, cfg: STGConfig, seed: int, score=None):
+    "`(learner, its ChainScoreCB or None, seconds learning without the scoring)`: `train`, `score` at its last 4 tenths."
+    every = max(cfg.iters // 10, 1)
+    cb = ChainScoreCB(score, every, cfg.iters - SCORED * every) if score else None
+    learn, t = _timed(train, x, cfg, progress=False, seed=seed, cbs=[cb] if cb else ())
+    return learn, cb, t - (cb.seconds if cb else 0.)
+
+def _learn_and_sample(x, cfg: STGConfig, p: STGPreset, seed: int, score=None):
+    """`(learned chain, p.fresh_chains fresh chains, seconds learning, seconds sampling, chain scores)` of `cfg` learned
+    from `x` at `seed`; the chain scores (`ChainScoreCB.history`) with `score`, else None."""
+    learn, cb, t_learn = _learn_scored(x, cfg, seed, score)
     fresh, t_sample = _timed(sample, learn.model, p.fresh_steps, p.fresh_chains, True, seed=seed)
-    return synthesised(learn.model), fresh, t_learn, t_sample
+    return synthesised(learn.model), fresh, t_learn, t_sample, (cb.history if cb else None)
 
 def texture_draw(p: STGPreset, seed: int, score) -> dict:
     "One seed: experiments 2 and 1 learned and sampled, the baselines drawn, all scored by `score`; rows, videos, seconds."
     x = _foliage(p.fc)
-    obs, syn, sec = {'fc': x, 'st': x if p.st.shape == p.fc.shape else _foliage(p.st)}, {}, {}
+    obs, syn, sec, hist = {'fc': x, 'st': x if p.st.shape == p.fc.shape else _foliage(p.st)}, {}, {}, {}
+    fid = lambda v: dict(FID=score.fid(v))
     for arch, cfg in (('fc', p.fc), ('st', p.st)):
-        learned, fresh, sec[f'{arch}_learn'], sec[f'{arch}_sample'] = _learn_and_sample(obs[arch], cfg, p, seed)
+        t0 = time.perf_counter()
+        learned, fresh, sec[f'{arch}_learn'], sec[f'{arch}_sample'], hist[arch] = _learn_and_sample(obs[arch], cfg, p, seed, fid)
+        sec[f'{arch}_checks'] = time.perf_counter() - t0 - sec[f'{arch}_learn'] - sec[f'{arch}_sample']
         syn[arch] = learned, fresh
     videos = {**{EXPERIMENTS[a]: f for a, (_, f) in syn.items()}, **_texture_baselines(x, p.baseline_seeds, seed)}
     t0 = time.perf_counter()
@@ -587,7 +619,7 @@ def texture_draw(p: STGPreset, seed: int, score) -> dict:
     chains = [dict(seed=seed, video=f'{EXPERIMENTS[a]}, {what}', frames=v.shape[2], FID=score.fid(v))
               for a, (learned, fresh) in syn.items() for what, v in (('learned chain', learned), ('one fresh chain', fresh[:1]))]
     sec['score'] = time.perf_counter() - t0
-    return dict(seed=seed, rows=rows, chains=chains, seconds=sec,
+    return dict(seed=seed, rows=rows, chains=chains, seconds=sec, histories=hist,
                 videos=dict(observed=obs, learned={a: l for a, (l, _) in syn.items()}, **videos))
 
 def run_textures(p: STGPreset, score=None) -> dict:
@@ -601,6 +633,7 @@ def run_textures(p: STGPreset, score=None) -> dict:
     return dict(rows=rows, chains=chains, table=estimate_rows(rows, 'video', ('FID', 'FVD'), ('clips', 'frames')),
                 chain_table=estimate_rows(chains, 'video', ('FID',), ('frames',)), real=score.n_real,
                 fresh_steps=p.fresh_steps, videos=draws[0]['videos'],
+                histories={e: [d['histories'][a] for d in draws] for a, e in EXPERIMENTS.items()},
                 seconds=dict(total=time.perf_counter() - t0, per_seed=[dict(seed=d['seed'], **d['seconds']) for d in draws]))
 
 # %% ../nbs/13_stgconvnet.ipynb #6f0b4fce
@@ -628,19 +661,23 @@ SOUND_BASELINES = {'shuffled 46 ms segments': shuffled_segments, 'AR(32)': ar_so
                    'spectrum-matched noise': spectrum_noise, 'white noise': white_noise}
 SOUND_CLAIMS = (('frechet', 'Fréchet distance of log-mel frames'), ('std_db', 'log-mel std over time error (dB)'))
 FRESH_SOUND = 'STGConvNet, fresh chains'
+SOUND_EXPERIMENT = 'STGConvNet exp. 3'
 
 def _spectral_row(xs, s, sr) -> dict:
     return dict(length_s=round(s.shape[0] * s.shape[-1] / sr, 2), **spectral_distance(xs, s, sr))
 
 def sound_draw(p: STGPreset, seed: int, xs) -> dict:
-    "One seed of experiment 3: learn from `xs`; its learned chains, as many fresh ones and draws of each baseline; rows."
-    learn, t_learn = _timed(train, xs, p.sound, progress=False, seed=seed)
+    """One seed of experiment 3: learn from `xs` (the chains' log-mel Fréchet distance scored at its last 4 tenths);
+    its learned chains, as many fresh ones and draws of each baseline; rows."""
+    frechet = lambda s: dict(frechet=spectral_distance(xs, s, p.sound.sr)['frechet'])
+    learn, cb, t_learn = _learn_scored(xs, p.sound, seed, frechet)
     learned, k = synthesised(learn.model), p.sound.chains
     fresh, t_sample = _timed(sample, learn.model, p.fresh_steps, k, True, seed=seed)
     base = {n: torch.cat([f(xs, seed=seed * k + i) for i in range(k)]) for n, f in SOUND_BASELINES.items()}
     sounds = {'STGConvNet': learned, FRESH_SOUND: fresh, **base}
     rows = [dict(seed=seed, sound=n, **_spectral_row(xs, s, p.sound.sr)) for n, s in sounds.items()]
-    return dict(seed=seed, rows=rows, learned=learned, seconds=dict(learn=t_learn, sample=t_sample))
+    return dict(seed=seed, rows=rows, learned=learned, history=cb.history,
+                seconds=dict(learn=t_learn, sample=t_sample, checks=cb.seconds))
 
 def run_sound(p: STGPreset) -> dict:
     "Experiment 3 and the sound baselines at every seed of `p`: per-seed rows, a row of Estimates per sound, the floor."
@@ -650,6 +687,7 @@ def run_sound(p: STGPreset) -> dict:
     draws = [sound_draw(p, s, xs) for s in p.seeds]
     rows = [r for d in draws for r in d['rows']]
     return dict(observed=xs, rows=rows, floor=floor, learned=draws[0]['learned'], fresh_steps=p.fresh_steps,
+                histories={SOUND_EXPERIMENT: [d['history'] for d in draws]},
                 table=estimate_rows(rows, 'sound', ('mean_db', 'std_db', 'frechet'), ('length_s',)),
                 seconds=dict(total=time.perf_counter() - t0, per_seed=[dict(seed=d['seed'], **d['seconds']) for d in draws]))
 
@@ -669,19 +707,57 @@ def sound_lines(snd: dict) -> list:
     return out + [f"{what['frechet']}, fresh chains ({snd['fresh_steps']} Langevin steps from 0) minus the learned chains, "
                   f"paired by seed: {describe_gap(g, fmt='.2f')}; {which_lower(g, 'the fresh chains', 'the learned chains', 'frechet')}."]
 
+# %% ../nbs/13_stgconvnet.ipynb #422e992b
+def _check(key: str, value, tolerance, what: str) -> dict:
+    return dict(key=key, value=value, tolerance=tolerance, what=what,
+                converged=value is not None and versus(value, tolerance) == 'below')
+
+def _learning_check(histories: list, key: str, rel_tol: float) -> dict:
+    "`loss_converged` of the chain scores (lower is better) of one experiment's runs; too short: not converged, a `note`."
+    from vidnb.learner import loss_converged
+    what = f'relative fall of {key} over the last fifth of learning'
+    try: c = loss_converged(histories, key=key, window=0.5, rel_tol=rel_tol)       # the 4 scores: two fifths
+    except ValueError as e: return {**_check(key, None, None, what), 'note': str(e)}
+    return _check(key, c['fall'], c['tolerance'], what)
+
+def convergence_checks(tex: dict, snd: dict, rel_tol: float = 0.1) -> dict:
+    """Learning and sampling checks of `run_textures` and `run_sound` (name -> `{key, value, tolerance, what,
+    converged}`): the chains' score stopped falling over the last fifth of learning (`loss_converged`), and each texture
+    experiment's fresh chain within `rel_tol` of its learned chain's FID (paired by seed). Runs without chain scores
+    (`histories`) get learning checks that do not hold."""
+    out, c = {}, {r['video']: r['FID'] for r in tex['chain_table']}
+    for e in EXPERIMENTS.values():
+        out[f'{e}: learning'] = _learning_check(tex.get('histories', {}).get(e, []), 'FID', rel_tol)
+        learned = c[f'{e}, learned chain']
+        out[f'{e}: sampling'] = _check('FID', difference(c[f'{e}, one fresh chain'], learned), rel_tol * learned.mean,
+                                       'fresh chain minus learned chain, paired by seed (tolerance: a tenth of the learned)')
+    out[f'{SOUND_EXPERIMENT}: learning'] = _learning_check(snd.get('histories', {}).get(SOUND_EXPERIMENT, []), 'frechet', rel_tol)
+    return out
+
+def convergence_table(checks: dict) -> list:
+    "The checks as table rows: what is measured, its estimate, the tolerance it must lie below, whether it holds."
+    return [dict(check=k, measure=f"{c['key']}: {c['what']}", value=c['value'], tolerance=c['tolerance'],
+                 holds='yes' if c['converged'] else c.get('note', 'not shown')) for k, c in checks.items()]
+
+def experiment_converged(checks: dict, experiment: str) -> bool:
+    "Whether every check of `experiment` ('STGConvNet exp. 1', ...) holds."
+    return all(c['converged'] for k, c in checks.items() if k.split(':')[0] == experiment)
+
 # %% ../nbs/13_stgconvnet.ipynb #c1ceb9cb
-def add_claims(r: Report, tex: dict, snd: dict) -> list:
-    "Add STGConvNet-below-baseline orderings (texture FID/FVD, sound log-mel) to report `r` as `Claim`s; return them."
+def add_claims(r: Report, tex: dict, snd: dict, checks: dict | None = None) -> list:
+    """Add STGConvNet-below-baseline orderings (texture FID/FVD, sound log-mel) to report `r` as `Claim`s; return them.
+    With `checks` (`convergence_checks`), a claim of an experiment whose checks do not all hold gets no verdict."""
     n0, seeds = len(r.claims), lambda g, what: f'{r.preset}: n={g.n} seeds, {what}'
+    ok = lambda e: checks is None or experiment_converged(checks, e)
     r0 = tex['table'][0]
     clips = f"{r0['clips']} videos ({r0['frames']} frames) a side"
     for (e, s, b), g in texture_gaps(tex['table']).items():
         r.add_claim(f'Experiment {e.split()[-1]} (foliage): STGConvNet {s} below {b} (paired by seed)', g,
-                    better='lower', setting=seeds(g, clips))
+                    better='lower', setting=seeds(g, clips), converged=ok(e))
     ln = f"{snd['table'][0]['length_s']} s of sound a side"
     for (m, b), g in sound_gaps(snd['table']).items():
         r.add_claim(f'Experiment 3 (tabla): STGConvNet {dict(SOUND_CLAIMS)[m]} below {b} (paired by seed)', g,
-                    better='lower', setting=seeds(g, ln))
+                    better='lower', setting=seeds(g, ln), converged=ok(SOUND_EXPERIMENT))
     return r.claims[n0:]
 
 # %% ../nbs/13_stgconvnet.ipynb #b95d37eb
@@ -821,7 +897,7 @@ def _texture_media(r: Report, p: STGPreset, tex: dict) -> None:
 
 def _texture_tables(r: Report, tex: dict) -> None:
     "The foliage tables of estimates; every draw and the seconds in `r.results`."
-    (nf, nc), keep = tex['real'], ('rows', 'chains', 'table', 'chain_table', 'real', 'fresh_steps', 'seconds')
+    (nf, nc), keep = tex['real'], ('rows', 'chains', 'table', 'chain_table', 'real', 'fresh_steps', 'seconds', 'histories')
     r.results['textures'] = {k: tex[k] for k in keep}
     r.add_table(f'Foliage: FID vs the {nf} usable frames, FVD vs {nc} real 16-frame clips; mean [95% t interval] (n seeds)',
                 tex['table'])
@@ -838,7 +914,7 @@ def _sound_media(r: Report, p: STGPreset, snd: dict) -> None:
 
 def _sound_table(r: Report, snd: dict) -> None:
     "The log-mel table of estimates, the floor beside it; every draw in `r.results`."
-    r.results['sound'] = {k: snd[k] for k in ('rows', 'table', 'floor', 'seconds')}
+    r.results['sound'] = {k: snd[k] for k in ('rows', 'table', 'floor', 'seconds', 'histories')}
     r.add_table('Log-mel statistics vs the observed sound; mean [95% t interval] (n seeds), the floor fixed',
                 snd['table'] + [snd['floor']])
 
@@ -853,7 +929,11 @@ def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     snd = run_sound(p)
     _sound_media(r, p, snd)
     _sound_table(r, snd)
-    add_claims(r, tex, snd)
+    checks = convergence_checks(tex, snd)
+    r.results['convergence'] = checks
+    r.add_table('Has learning converged, and do fresh chains reach the learned chain? (claims of an experiment whose '
+                'checks do not all hold get no verdict)', convergence_table(checks))
+    add_claims(r, tex, snd, checks)
     r.add_text(_summary(p, tex['seconds']['total'], snd['seconds']['total']), ' '.join(texture_lines(tex) + sound_lines(snd)))
     return r
 
