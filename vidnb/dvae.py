@@ -600,7 +600,8 @@ PRESETS = {   # 'smoke' first and 'paper' second: the order in which errors list
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the sum of its three tables' times printed by the slow cells below (733 + 3199 + 647 s); main is the
 # parts of the main run above that it keeps: 4.1 382 s, foliage 199 s, masked foliage 77 s (a third of 230 s)
-MINUTES = dict(cpu=76.3, main=11.0)
+# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 637 s
+MINUTES = dict(cpu=76.3, main=10.6)
 
 # %% ../nbs/11_dvae.ipynb #09986d73
 def _fit_fresh(make, x: Tensor, budget: Budget, p: DVAEPreset, seed: int = 0, progress: bool = False,

@@ -616,7 +616,8 @@ PAPER_STEPS = 2000   # the paper's fits (section 4): where a column that never s
 # Measured wall minutes of `vidnb reproduce gmlr --preset P` on the reference machine (2 CPU cores, no GPU), from which
 # `vidnb reproduce` tells the time left: cpu from `make reproduce CHAPTERS=gmlr PRESET=cpu` in a fresh clone (2026-12-02)
 # main: `vidnb reproduce gmlr --preset main` on quiet cores (2026-12-03, 1,394 s)
-MINUTES = dict(cpu=61.5, main=23.2)
+# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 1,329 s
+MINUTES = dict(cpu=61.5, main=22.2)
 
 def pick_rows(table, idx=None):
     "The rows `idx` (indices) of `table`; all of them for None."

@@ -250,7 +250,8 @@ PRESETS = {
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)
 # main: `vidnb reproduce stgconvnet --preset main` on quiet cores (2026-12-03, 1,406 s)
-MINUTES = dict(cpu=66.3, main=23.4)
+# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 1,544 s, with the chain scores
+MINUTES = dict(cpu=66.3, main=25.7)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
 def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:
