@@ -598,9 +598,8 @@ PRESETS = {   # 'smoke' first and 'paper' second: the order in which errors list
                        texture_seeds=(0, 1, 2), mask_size=32, mask_seeds=(0, 1, 2), note=_NOTES['main']),
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
-# left: cpu is the sum of its three tables' times printed by the slow cells below (733 + 3199 + 647 s); main is the
-# parts of the main run above that it keeps: 4.1 382 s, foliage 199 s, masked foliage 77 s (a third of 230 s)
-# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 637 s
+# left: cpu is the sum of its three tables' times printed by the slow cells below (733 + 3199 + 647 s)
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 637 s
 MINUTES = dict(cpu=76.3, main=10.6)
 
 # %% ../nbs/11_dvae.ipynb #09986d73

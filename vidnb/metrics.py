@@ -1053,8 +1053,7 @@ PRESETS = {'smoke': MetricsPreset(n=10, seeds=(0, 1), scale=2, crop=128, frames=
                                 shipped_curves=True, mnist_n=256)}
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the vtest table (156 s) and the Moving MNIST table (3,665 s) of the slow cells, on a shared machine
-# main: `vidnb reproduce metrics --preset main` on quiet cores (2026-12-03, 430 s)
-# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 467 s
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 467 s
 MINUTES = dict(cpu=63.7, main=7.8)
 
 # %% ../nbs/06_metrics.ipynb #1b510123

@@ -28,7 +28,7 @@ __all__ = ['PAPER_LAYERS', 'PRESETS', 'MINUTES', 'TEXTURE_BASELINES', 'EXPERIMEN
            'log_mel', 'spectral_distance', 'shuffled_segments', 'ar_sound', 'spectrum_noise', 'white_noise',
            'lds_texture', 'pixel_noise', 'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis',
            'load_model_checkpoint', 'sample', 'write_signals', 'ChainScoreCB', 'texture_draw', 'run_textures',
-           'texture_gaps', 'texture_lines', 'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines',
+           'fresh_gap', 'texture_gaps', 'texture_lines', 'sound_draw', 'run_sound', 'sound_gaps', 'sound_lines',
            'convergence_checks', 'convergence_table', 'experiment_converged', 'add_claims', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
@@ -249,8 +249,7 @@ PRESETS = {
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)
-# main: `vidnb reproduce stgconvnet --preset main` on quiet cores (2026-12-03, 1,406 s)
-# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 1,544 s, with the chain scores
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 1,544 s
 MINUTES = dict(cpu=66.3, main=25.7)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
@@ -597,12 +596,12 @@ def _learn_scored(x, cfg: STGConfig, seed: int, score=None):
     learn, t = _timed(train, x, cfg, progress=False, seed=seed, cbs=[cb] if cb else ())
     return learn, cb, t - (cb.seconds if cb else 0.)
 
-def _learn_and_sample(x, cfg: STGConfig, p: STGPreset, seed: int, score=None):
-    """`(learned chain, p.fresh_chains fresh chains, seconds learning, seconds sampling, chain scores)` of `cfg` learned
-    from `x` at `seed`; the chain scores (`ChainScoreCB.history`) with `score`, else None."""
+def _learn_and_sample(x, cfg: STGConfig, p: STGPreset, seed: int, score):
+    """`(learned chain, p.fresh_chains fresh chains, seconds learning, seconds sampling, ChainScoreCB)` of `cfg` learned
+    from `x` at `seed`, its chains scored by `score` at the last tenths of learning."""
     learn, cb, t_learn = _learn_scored(x, cfg, seed, score)
     fresh, t_sample = _timed(sample, learn.model, p.fresh_steps, p.fresh_chains, True, seed=seed)
-    return synthesised(learn.model), fresh, t_learn, t_sample, (cb.history if cb else None)
+    return synthesised(learn.model), fresh, t_learn, t_sample, cb
 
 def texture_draw(p: STGPreset, seed: int, score) -> dict:
     "One seed: experiments 2 and 1 learned and sampled, the baselines drawn, all scored by `score`; rows, videos, seconds."
@@ -610,10 +609,8 @@ def texture_draw(p: STGPreset, seed: int, score) -> dict:
     obs, syn, sec, hist = {'fc': x, 'st': x if p.st.shape == p.fc.shape else _foliage(p.st)}, {}, {}, {}
     fid = lambda v: dict(FID=score.fid(v))
     for arch, cfg in (('fc', p.fc), ('st', p.st)):
-        t0 = time.perf_counter()
-        learned, fresh, sec[f'{arch}_learn'], sec[f'{arch}_sample'], hist[arch] = _learn_and_sample(obs[arch], cfg, p, seed, fid)
-        sec[f'{arch}_checks'] = time.perf_counter() - t0 - sec[f'{arch}_learn'] - sec[f'{arch}_sample']
-        syn[arch] = learned, fresh
+        learned, fresh, sec[f'{arch}_learn'], sec[f'{arch}_sample'], cb = _learn_and_sample(obs[arch], cfg, p, seed, fid)
+        sec[f'{arch}_checks'], hist[arch], syn[arch] = cb.seconds, cb.history, (learned, fresh)
     videos = {**{EXPERIMENTS[a]: f for a, (_, f) in syn.items()}, **_texture_baselines(x, p.baseline_seeds, seed)}
     t0 = time.perf_counter()
     rows = [dict(seed=seed, video=k, **score(v)) for k, v in videos.items()]
@@ -638,6 +635,11 @@ def run_textures(p: STGPreset, score=None) -> dict:
                 seconds=dict(total=time.perf_counter() - t0, per_seed=[dict(seed=d['seed'], **d['seconds']) for d in draws]))
 
 # %% ../nbs/13_stgconvnet.ipynb #6f0b4fce
+def fresh_gap(chain_table: list, experiment: str) -> Estimate:
+    "FID of `experiment`'s first fresh chain minus its learned chain's, paired by seed, from `run_textures`' chain table."
+    c = {r['video']: r['FID'] for r in chain_table}
+    return difference(c[f'{experiment}, one fresh chain'], c[f'{experiment}, learned chain'])
+
 def texture_gaps(table: list) -> dict:
     "`(experiment, score, baseline)` -> STGConvNet minus the baseline, paired by seed, from `run_textures`' table."
     t = {r['video']: r for r in table}
@@ -650,9 +652,8 @@ def texture_lines(tex: dict) -> list:
     out = [f"{s} ({r0['clips']} videos, {r0['frames']} frames a side against {nf} real frames and {nc} real clips), {e} "
            f"minus {b}, paired by seed: {describe_gap(g, fmt='.1f')}; {which_lower(g, e, b, s)}."
            for (e, s, b), g in texture_gaps(tex['table']).items()]
-    c = {r['video']: r['FID'] for r in tex['chain_table']}
     for e in EXPERIMENTS.values():
-        g = difference(c[f'{e}, one fresh chain'], c[f'{e}, learned chain'])
+        g = fresh_gap(tex['chain_table'], e)
         out.append(f"FID at 16 frames, {e}: a fresh chain ({tex['fresh_steps']} Langevin steps from 0) minus the learned "
                    f"chain, paired by seed: {describe_gap(g, fmt='.1f')}; {which_lower(g, 'the fresh chain', 'the learned chain', 'FID')}.")
     return out
@@ -709,30 +710,30 @@ def sound_lines(snd: dict) -> list:
                   f"paired by seed: {describe_gap(g, fmt='.2f')}; {which_lower(g, 'the fresh chains', 'the learned chains', 'frechet')}."]
 
 # %% ../nbs/13_stgconvnet.ipynb #422e992b
-def _check(key: str, value, tolerance, what: str) -> dict:
-    return dict(key=key, value=value, tolerance=tolerance, what=what,
+def _check(experiment: str, key: str, value, tolerance, what: str) -> dict:
+    return dict(experiment=experiment, key=key, value=value, tolerance=tolerance, what=what,
                 converged=value is not None and versus(value, tolerance) == 'below')
 
-def _learning_check(histories: list, key: str, rel_tol: float) -> dict:
+def _learning_check(experiment: str, histories: list, key: str, rel_tol: float) -> dict:
     "`loss_converged` of the chain scores (lower is better) of one experiment's runs; too short: not converged, a `note`."
     from vidnb.learner import loss_converged
     what = f'relative fall of {key} over the last fifth of learning'
     try: c = loss_converged(histories, key=key, window=0.5, rel_tol=rel_tol)       # the 4 scores: two fifths
-    except ValueError as e: return {**_check(key, None, None, what), 'note': str(e)}
-    return _check(key, c['fall'], c['tolerance'], what)
+    except ValueError as e: return {**_check(experiment, key, None, None, what), 'note': str(e)}
+    return _check(experiment, key, c['fall'], c['tolerance'], what)
 
 def convergence_checks(tex: dict, snd: dict, rel_tol: float = 0.1) -> dict:
     """Learning and sampling checks of `run_textures` and `run_sound` (name -> `{key, value, tolerance, what,
     converged}`): the chains' score stopped falling over the last fifth of learning (`loss_converged`), and each texture
     experiment's fresh chain within `rel_tol` of its learned chain's FID (paired by seed). Runs without chain scores
     (`histories`) get learning checks that do not hold."""
-    out, c = {}, {r['video']: r['FID'] for r in tex['chain_table']}
+    out, learned = {}, {r['video']: r['FID'].mean for r in tex['chain_table']}
     for e in EXPERIMENTS.values():
-        out[f'{e}: learning'] = _learning_check(tex.get('histories', {}).get(e, []), 'FID', rel_tol)
-        learned = c[f'{e}, learned chain']
-        out[f'{e}: sampling'] = _check('FID', difference(c[f'{e}, one fresh chain'], learned), rel_tol * learned.mean,
+        out[f'{e}: learning'] = _learning_check(e, tex.get('histories', {}).get(e, []), 'FID', rel_tol)
+        out[f'{e}: sampling'] = _check(e, 'FID', fresh_gap(tex['chain_table'], e), rel_tol * learned[f'{e}, learned chain'],
                                        'fresh chain minus learned chain, paired by seed (tolerance: a tenth of the learned)')
-    out[f'{SOUND_EXPERIMENT}: learning'] = _learning_check(snd.get('histories', {}).get(SOUND_EXPERIMENT, []), 'frechet', rel_tol)
+    e = SOUND_EXPERIMENT
+    out[f'{e}: learning'] = _learning_check(e, snd.get('histories', {}).get(e, []), 'frechet', rel_tol)
     return out
 
 def convergence_table(checks: dict) -> list:
@@ -742,7 +743,7 @@ def convergence_table(checks: dict) -> list:
 
 def experiment_converged(checks: dict, experiment: str) -> bool:
     "Whether every check of `experiment` ('STGConvNet exp. 1', ...) holds."
-    return all(c['converged'] for k, c in checks.items() if k.split(':')[0] == experiment)
+    return all(c['converged'] for c in checks.values() if c['experiment'] == experiment)
 
 # %% ../nbs/13_stgconvnet.ipynb #c1ceb9cb
 def add_claims(r: Report, tex: dict, snd: dict, checks: dict | None = None) -> list:

@@ -157,9 +157,8 @@ PRESETS = {
                       study=True, motions=('conv',), seeds=(0,), n_eval=32, fid_frames=256, n_project=4),
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
-# left. main: 800 training steps took 5.1 min on quiet cores, the evaluation at 32 videos 7.6 min (459 s, the
-# training read back from its checkpoint)
-# main, as `make reproduce` measured it from a fresh clone on quiet cores (2026-12-04, 80 min for every chapter): 778 s
+# left (800 training steps of main take about 5 min, its evaluation at 32 videos the rest)
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 778 s
 MINUTES = dict(main=13.0)
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
