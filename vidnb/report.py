@@ -15,9 +15,9 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['INTERVALS', 'VERDICTS', 'OUTCOMES', 'MEDIA_KINDS', 'SMOKE', 'ESTIMATE_SCHEMA', 'RESULTS_SCHEMA', 'CSS', 'pick_preset',
            'Estimate', 'versus', 'difference', 'describe_gap', 'which_lower', 'estimate_rows', 'Claim',
-           'verdict_counts', 'format_cell', 'Table', 'Media', 'Report', 'scorecard', 'chapter_folder', 'save_figure',
-           'markdown_html', 'validate_results', 'results_json', 'html_page', 'write_reports', 'results_scorecard',
-           'run_chapter', 'check_chapter']
+           'verdict_counts', 'format_cell', 'Table', 'Media', 'Report', 'scorecard', 'untested', 'scorecard_markdown',
+           'scorecard_html', 'chapter_folder', 'save_figure', 'markdown_html', 'validate_results', 'results_json',
+           'html_page', 'write_reports', 'results_scorecard', 'run_chapter', 'check_chapter']
 
 # %% ../nbs/07_report.ipynb #0628d2a0
 def pick_preset(presets: dict, name: str, **overrides):
@@ -307,20 +307,43 @@ class Report:
 # %% ../nbs/07_report.ipynb #a0312b2b
 SMOKE = 'smoke'
 
+def _tested(r: Report, c: Claim) -> bool: return r.preset == SMOKE or c.converged
+
 def scorecard(reports: dict, fmt: str = '.4g') -> Table:
-    "One row per claim of `reports` (name -> Report); a smoke run's rows are labelled a code check, not counted."
+    """One row per claim of `reports` (name -> Report) that the run tests; a smoke run's rows are labelled a code
+    check, not counted. A claim whose run is not shown to have converged is not a row: `untested` lists it."""
     rows, counted = [], []
     for name, r in reports.items():
-        for c in r.claims:
+        for c in (c for c in r.claims if _tested(r, c)):
             row = dict(chapter=name, **c.row(fmt))
             if r.preset == SMOKE: row['verdict'] = 'code check (smoke preset): not a result'
             else: counted.append(c)
             rows.append(row)
-    n = verdict_counts(counted)
-    summary = ', '.join(f'{v} {k}' for k, v in n.items() if v or k != OUTCOMES[3])   # 'not converged' only when some are
+    n, left = verdict_counts(counted), sum(not _tested(r, c) for r in reports.values() for c in r.claims)
+    summary = ', '.join(f'{v} {k}' for k, v in list(n.items())[:3])
     cap = f'Scorecard: which claims of the papers hold ({summary}; {len(counted)} claims'
-    cap += f', and {len(rows) - len(counted)} smoke-preset code checks)' if len(rows) > len(counted) else ')'
+    cap += f', and {len(rows) - len(counted)} smoke-preset code checks' if len(rows) > len(counted) else ''
+    cap += f'; {left} more not tested at this preset, listed below)' if left else ')'
     return Table(cap, rows, fmt)
+
+def untested(reports: dict) -> Table:
+    """The claims of `reports` that their runs do not test: not shown to have converged at their preset, so neither
+    our number nor a verdict stands beside the paper's. One row each: the chapter, the claim, what the run was."""
+    rows = [dict(chapter=name, claim=c.claim, setting=c.setting) for name, r in reports.items() for c in r.claims
+            if not _tested(r, c)]
+    return Table(f'Not tested at this preset ({len(rows)} claims): their runs are not shown to have converged (each '
+                 "chapter's convergence table says which check fails), so no number of ours stands beside the paper's; "
+                 'a larger preset tests them', rows)
+
+def scorecard_markdown(reports: dict, fmt: str = '.4g') -> str:
+    "The scorecard as markdown, then the claims not tested (`untested`), if any."
+    u = untested(reports)
+    return scorecard(reports, fmt).to_markdown() + (f'\n\n{u.to_markdown()}' if u.rows else '')
+
+def scorecard_html(reports: dict, fmt: str = '.4g') -> str:
+    "The scorecard as HTML, then the claims not tested (`untested`), if any."
+    u = untested(reports)
+    return scorecard(reports, fmt).to_html() + (u.to_html() if u.rows else '')
 
 # %% ../nbs/07_report.ipynb #a98be714
 def chapter_folder(out, chapter: str) -> Path:
@@ -397,7 +420,7 @@ def _report_markdown(self, root=None, links: bool = True) -> str:
     if self.error: parts.append(f'```\n{self.error}\n```')
     parts += [self.text] if self.text else []
     parts += [t.to_markdown() for t in self.tables]
-    if self.claims: parts.append(scorecard({self.module.split('.')[-1] or self.title: self}).to_markdown())
+    if self.claims: parts.append(scorecard_markdown({self.module.split('.')[-1] or self.title: self}))
     link = lambda m: f'{"!" if m.kind == "image" else ""}[{m.caption or m.path.name}]({_media_path(m, root)})'
     item = lambda m: f'- {m.kind} `{m.path.name}`: {m.caption}'
     parts += [link(m) for m in self.media] if links else ['\n'.join(item(m) for m in self.media)] * bool(self.media)
@@ -431,7 +454,7 @@ def _report_html(self, name: str = '') -> str:
     if self.error: parts.append(f'<div class="error">{e(self.error)}</div>')
     if self.text: parts.append(markdown_html(self.text))
     parts += [t.to_html() for t in self.tables]
-    if self.claims: parts.append(scorecard({name or self.title: self}).to_html())
+    if self.claims: parts.append(scorecard_html({name or self.title: self}))
     parts += [_media_html(m) for m in self.media]
     return '\n'.join(parts) + '</section>'
 
@@ -595,7 +618,7 @@ def _summary_html(reports: dict, settings: dict) -> str:
     nav = ' · '.join(f'<a href="{html.escape(n)}.html">{html.escape(r.title)}</a>' for n, r in reports.items())
     bad = [n for n, r in reports.items() if r.error]
     fail = f'<p class="bad">failed: {html.escape(", ".join(bad))}</p>' if bad else ''
-    return scorecard(reports).to_html() + st.to_html() + ch.to_html() + fail + f'<nav>{nav}</nav>'
+    return scorecard_html(reports) + st.to_html() + ch.to_html() + fail + f'<nav>{nav}</nav>'
 
 def write_reports(reports: dict, out, settings: dict | None = None) -> Path:
     "Write `report.html`, `<name>.html` per chapter, `results.json`, its schema and `scorecard.md` to `out`; atomic."
@@ -611,7 +634,7 @@ def write_reports(reports: dict, out, settings: dict | None = None) -> Path:
     files['report.html'] = html_page('vidnb reproduction report',
                                      f'<h1>vidnb reproduction report</h1>{_summary_html(reports, settings)}{body}')
     files['results.json'] = json.dumps(res, indent=1, allow_nan=False)
-    files['scorecard.md'] = scorecard(reports).to_markdown()
+    files['scorecard.md'] = scorecard_markdown(reports)
     files['results.schema.json'] = json.dumps(RESULTS_SCHEMA, indent=1)
     for name, text in files.items():
         with atomic_path(out / name) as t: t.write_text(text)
@@ -634,7 +657,7 @@ def results_scorecard(*paths, fmt: str = '.4g') -> str:
             runs.append(f"- `{name}` at the `{r.preset}` preset on {s.get('time', '?')} (vidnb {s.get('vidnb', '?')}, torch "
                         f"{s.get('torch', '?')}, {s.get('device', '?')}, {s.get('threads', '?')} threads{took})"
                         + (': **failed**' if r.error else ''))
-    return '\n'.join(runs) + '\n\n' + scorecard(reports, fmt).to_markdown()
+    return '\n'.join(runs) + '\n\n' + scorecard_markdown(reports, fmt)
 
 # %% ../nbs/07_report.ipynb #7846a7ac
 def run_chapter(module, preset: str, out) -> Report:
