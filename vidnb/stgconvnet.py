@@ -29,8 +29,8 @@ __all__ = ['PAPER_LAYERS', 'PRESETS', 'MINUTES', 'TEXTURE_BASELINES', 'EXPERIMEN
            'lds_texture', 'pixel_noise', 'real_clip_starts', 'foliage_real', 'TextureScores', 'texture_synthesis',
            'load_model_checkpoint', 'sample', 'write_signals', 'ChainScoreCB', 'texture_draw', 'run_textures',
            'fresh_gap', 'texture_experiments', 'texture_gaps', 'texture_lines', 'sound_draw', 'run_sound', 'sound_gaps',
-           'sound_lines', 'convergence_checks', 'convergence_table', 'experiment_converged', 'add_claims', 'cli',
-           'reproduce', 'bench']
+           'sound_lines', 'convergence_checks', 'convergence_table', 'experiment_converged', 'plot_chain_scores',
+           'add_claims', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/13_stgconvnet.ipynb #b03a9637
 @dataclass(frozen=True)
@@ -761,6 +761,19 @@ def experiment_converged(checks: dict, experiment: str) -> bool:
     "Whether every check of `experiment` ('STGConvNet exp. 1', ...) holds."
     return all(c['converged'] for c in checks.values() if c['experiment'] == experiment)
 
+def plot_chain_scores(histories: dict, axs=None):
+    """Each experiment's chain score against the learning iteration, a line per training seed (`histories`: experiment
+    -> one `ChainScoreCB.history` per seed, as `run_textures` and `run_sound` keep them): flat where learning settled."""
+    import matplotlib.pyplot as plt
+    if axs is None: axs = plt.subplots(1, len(histories), figsize=(3.3 * len(histories), 2.6), squeeze=False)[1][0]
+    for ax, (e, runs) in zip(axs, histories.items()):
+        key = next(k for k in runs[0][0] if k != 'step')
+        for j, h in enumerate(runs): ax.plot([r['step'] for r in h], [r[key] for r in h], '.-', label=f'seed {j}')
+        ax.set(title=e, xlabel='learning iteration', ylabel=key)
+        ax.title.set_fontsize(9)
+    axs[0].legend(fontsize=7)
+    return axs
+
 # %% ../nbs/13_stgconvnet.ipynb #c1ceb9cb
 def add_claims(r: Report, tex: dict, snd: dict, checks: dict | None = None) -> list:
     """Add STGConvNet-below-baseline orderings (texture FID/FVD, sound log-mel) to report `r` as `Claim`s; return them.
@@ -952,6 +965,9 @@ def reproduce(preset: str = 'smoke', out=None, **overrides) -> Report:
     r.results['convergence'] = checks
     r.add_table('Has learning converged, and do fresh chains reach the learned chain? (claims of an experiment whose '
                 'checks do not all hold get no verdict)', convergence_table(checks))
+    hists = {**tex['histories'], **snd['histories']}
+    r.add_figure(plot_chain_scores(hists)[0].figure, 'chain_scores.png', "the learned chains' scores over the last tenths "
+                 'of learning, a line per seed: flat where learning has converged')
     add_claims(r, tex, snd, checks)
     r.add_text(_summary(p, tex['seconds']['total'], snd['seconds']['total']), ' '.join(texture_lines(tex) + sound_lines(snd)))
     return r
