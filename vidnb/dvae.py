@@ -599,7 +599,7 @@ PRESETS = {   # 'smoke' first and 'paper' second: the order in which errors list
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the sum of its three tables' times printed by the slow cells below (733 + 3199 + 647 s)
-# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 637 s
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 634 s
 MINUTES = dict(cpu=76.3, main=10.6)
 
 # %% ../nbs/11_dvae.ipynb #09986d73

@@ -632,8 +632,8 @@ PRESETS = {'smoke': GMLRPreset(steps=25, mnist_sequences=3, draws=1, table1_rows
 PAPER_STEPS = 2000   # the paper's fits (section 4): where a column that never settles on this CPU is run
 # Measured wall minutes of `vidnb reproduce gmlr --preset P` on the reference machine (2 CPU cores, no GPU), from which
 # `vidnb reproduce` tells the time left: cpu from `make reproduce CHAPTERS=gmlr PRESET=cpu` in a fresh clone (2026-12-02)
-# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 1,329 s
-MINUTES = dict(cpu=61.5, main=22.2)
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 1,345 s
+MINUTES = dict(cpu=61.5, main=22.4)
 
 def pick_rows(table, idx=None):
     "The rows `idx` (indices) of `table`; all of them for None."

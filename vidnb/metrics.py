@@ -1053,8 +1053,8 @@ PRESETS = {'smoke': MetricsPreset(n=10, seeds=(0, 1), scale=2, crop=128, frames=
                                 shipped_curves=True, mnist_n=256)}
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the vtest table (156 s) and the Moving MNIST table (3,665 s) of the slow cells, on a shared machine
-# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 467 s
-MINUTES = dict(cpu=63.7, main=7.8)
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 446 s
+MINUTES = dict(cpu=63.7, main=7.4)
 
 # %% ../nbs/06_metrics.ipynb #1b510123
 def preset_videos(p: MetricsPreset) -> VideoList:

@@ -262,9 +262,9 @@ PRESETS = {
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)
-# main: `vidnb reproduce stgconvnet --preset main` alone on quiet cores (2026-12-04, experiment 2 at 1000 iterations,
-# no experiment 1): 1,279 s
-MINUTES = dict(cpu=66.3, main=21.3)
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 1,347 s
+# (experiment 2 at 1000 iterations, fresh chains 250 steps of 0.6, no experiment 1)
+MINUTES = dict(cpu=66.3, main=22.5)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
 def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:

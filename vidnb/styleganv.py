@@ -158,8 +158,8 @@ PRESETS = {
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left (800 training steps of main take about 5 min, its evaluation at 32 videos the rest)
-# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 80 min for all chapters): 778 s
-MINUTES = dict(main=13.0)
+# main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 749 s
+MINUTES = dict(main=12.5)
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
 def _take(kw: dict, config) -> dict:
