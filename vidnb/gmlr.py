@@ -1078,7 +1078,10 @@ def _linearised(r, p):
     for ax, (k, v) in zip(axs, lines.items()): plot_line_positions(v['pos'], k, ax)
     r.add_figure(fig, 'linearised.png', "each sequence's position along its line (PCA rank 2) against time (fig. 6)")
     rows = [v['row'] for v in lines.values()]
-    r.add_table('Codes on a line (fig. 6): PSNR dB, order along the line (Spearman, 1: in order)', rows, '.2f')
+    shown = [x if x['plateau'] is not None else {**x, 'paper': '–', 'verdict': 'not compared: the fit did not settle'}
+             for x in rows]                       # an unsettled fit is never set beside the paper's number
+    r.add_table("Codes on a line (fig. 6): PSNR dB, order along the line (Spearman, 1: in order); the paper's PSNR "
+                'and the verdict only where the fit settled', shown, '.2f')
     return rows
 
 def _peers(r, p):
