@@ -14,6 +14,8 @@ TORCH_INDEX ?=
 PRESET ?= main
 OUT ?= reproduce
 CHAPTERS ?=
+# RESUME=1: reuse the chapters OUT holds finished at the same preset (a run stopped midway goes on from there)
+RESUME ?=
 
 .PHONY: install reproduce test
 $(VENV)/.installed: pyproject.toml
@@ -29,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 reproduce: install
-	$(VENV)/bin/vidnb reproduce $(CHAPTERS) --preset $(PRESET) --out $(OUT)
+	$(VENV)/bin/vidnb reproduce $(CHAPTERS) --preset $(PRESET) --out $(OUT) $(if $(RESUME),--resume)
 
 test: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash .ci/test

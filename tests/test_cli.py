@@ -80,3 +80,29 @@ def test_info_lists_the_shipped_weights(capsys):
     assert main(['info']) == 0
     w = json.loads(capsys.readouterr().out)['weights']
     assert set(w) == set(SHIPPED) and all(Path(p).is_file() for p in w.values()), w
+
+def test_resume_reuses_finished_chapters_and_keeps_their_report(tmp_path):
+    """`vidnb reproduce ... --resume` into a folder that holds finished chapters reuses them (a run stopped midway goes
+    on from the chapter it stopped in); without --resume they run again."""
+    first = vidnb('reproduce', 'core', '--preset', 'smoke', '--out', tmp_path / 'r')
+    before = json.loads((tmp_path / 'r' / 'results.json').read_text())['chapters']
+    names = list(before)
+    (tmp_path / 'r' / names[-1] / 'finished.json').unlink()                 # as if stopped during the last one
+    again = vidnb('reproduce', 'core', '--preset', 'smoke', '--out', tmp_path / 'r', '--resume')
+    lines = again.stdout.splitlines()
+    assert all(': reused, finished before in' in l for l in lines[:len(names) - 1]), again.stdout
+    assert ': start,' in lines[len(names) - 1], again.stdout
+    assert 'missing figure' not in (tmp_path / 'r' / 'report.html').read_text()          # kept media still shown
+    after = json.loads((tmp_path / 'r' / 'results.json').read_text())
+    assert after['settings']['reused'] == names[:-1]
+    for n in names[:-1]:                                                      # the kept runs, not new ones
+        assert after['chapters'][n]['tables'] == before[n]['tables'] and after['chapters'][n]['seconds'] == before[n]['seconds']
+    assert (tmp_path / 'r' / names[-1] / 'finished.json').exists()
+    plain = vidnb('reproduce', 'core', '--preset', 'smoke', '--out', tmp_path / 'r')
+    assert 'reused' not in plain.stdout and 'reused' not in first.stdout
+
+def test_every_module_of_the_cpu_chapters_has_the_cpu_preset():
+    "`vidnb reproduce metrics styleganv stgconvnet ... --preset cpu` runs: no module of those chapters lacks `cpu`."
+    from vidnb.cli import chapters
+    for ch in ('metrics', 'gmlr', 'dvae', 'styleganv', 'stgconvnet'):
+        for m in chapters()[ch]: assert 'cpu' in m.PRESETS, f'{m.__name__} (chapter {ch}) has no cpu preset'

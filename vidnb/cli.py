@@ -8,11 +8,11 @@ Docs: https://vidnb.github.io/vidnb/cli.html.md"""
 from __future__ import annotations
 import sys, json, time, argparse, platform
 from pathlib import Path
-from .report import pick_preset, run_chapter, write_reports
+from .report import Report, pick_preset, run_chapter, write_reports
 
 # %% auto #0
-__all__ = ['CHAPTERS', 'COMMANDS', 'SHIPPED', 'chapters', 'commands', 'info', 'previous_seconds', 'expected_seconds', 'time_left',
-           'reproduce', 'bench', 'main']
+__all__ = ['CHAPTERS', 'COMMANDS', 'SHIPPED', 'FINISHED', 'chapters', 'commands', 'info', 'previous_seconds', 'expected_seconds',
+           'time_left', 'save_finished', 'finished_chapter', 'reproduce', 'bench', 'main']
 
 # %% ../nbs/09_cli.ipynb #1844c2c4
 CHAPTERS = ('core', 'metrics', 'gmlr', 'dvae', 'styleganv', 'stgconvnet')
@@ -96,8 +96,37 @@ def time_left(expected: list) -> str:
     if not known: return f'{mods} left'
     return f'about {_minutes(known)} left' + (f' + {mods}' if unknown else '')
 
-def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, registry=None) -> dict:
-    "Run the `reproduce` of every module of the chapters `names` (all when empty); write the report; the Reports."
+FINISHED = 'finished.json'      # a chapter's folder: its report, once it has finished without error
+
+def _code_hash(module) -> str:
+    "A short hash of the module's source: a finished chapter is reused only by the chapter code that wrote it."
+    import hashlib, inspect
+    try: src = inspect.getsource(module)
+    except (OSError, TypeError): src = repr(getattr(module, 'PRESETS', None))
+    return hashlib.sha256(src.encode()).hexdigest()[:12]
+
+def save_finished(r, module, preset: str, out) -> Path:
+    "Write chapter report `r` of `module` at `preset` to `out/<chapter>/finished.json`, atomically; the path."
+    from vidnb.core import atomic_path
+    f = Path(out) / _name(module) / FINISHED
+    f.parent.mkdir(parents=True, exist_ok=True)
+    d = dict(preset=preset, code=_code_hash(module), settings=_settings(preset), report=r.to_json(out))
+    with atomic_path(f) as t: t.write_text(json.dumps(d, indent=1, allow_nan=False))
+    return f
+
+def finished_chapter(module, preset: str, out):
+    "The Report `module` finished in `out` at `preset` with the same chapter code (`save_finished`), else None."
+    try: d = json.loads((Path(out) / _name(module) / FINISHED).read_text())
+    except (OSError, ValueError): return None
+    if not isinstance(d, dict) or d.get('preset') != preset or d.get('code') != _code_hash(module): return None
+    r = Report.from_json(d['report'], out)
+    r.out = Path(out) / _name(module)
+    return None if r.error else r
+
+def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, registry=None, resume=False) -> dict:
+    """Run the `reproduce` of every module of the chapters `names` (all when empty); write the report; the Reports.
+    Each chapter that finishes is kept in its folder; with `resume`, a chapter kept there at the same preset by the
+    same chapter code is reused, not run again (a run stopped midway goes on from the chapter it stopped in)."""
     mods = _modules(names, registry)
     for ch, m in mods:                                          # an unknown preset fails before anything runs
         try: pick_preset(m.PRESETS, preset)
@@ -106,18 +135,26 @@ def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, re
                              f"--preset {preset})") from None
     out, reports, t0 = Path(out).resolve(), {}, time.perf_counter()
     prev = previous_seconds(out, preset)
-    expect = [expected_seconds(m, preset, prev) for _, m in mods]
+    done = {_name(m): finished_chapter(m, preset, out) for _, m in mods} if resume else {}
+    expect = [0. if done.get(_name(m)) else expected_seconds(m, preset, prev) for _, m in mods]
     for i, (ch, m) in enumerate(mods):
         tag = f'[{i + 1}/{len(mods)} {ch}] {m.__name__}'
+        if done.get(_name(m)):
+            reports[_name(m)] = done[_name(m)]
+            if verbose: print(f'{tag}: reused, finished before in {done[_name(m)].seconds:.1f} s ({time_left(expect[i + 1:])})',
+                              flush=True)
+            continue
         if verbose:
             e = 'unknown cost' if expect[i] is None else f'expected {_minutes(expect[i])}'
             print(f'{tag}: start, {e} ({time_left(expect[i:])} in all)', flush=True)
         r = reports[_name(m)] = run_chapter(m, preset, out / _name(m))
+        if not r.error: save_finished(r, m, preset, out)
         if verbose:
             total = _minutes(time.perf_counter() - t0)
             print(f'{tag}: {"FAILED" if r.error else "done"} in {r.seconds:.1f} s (total {total}; {time_left(expect[i + 1:])})',
                   flush=True)
-    write_reports(reports, out, _settings(preset))
+    reused = {'reused': [n for n, r in done.items() if r]} if resume else {}      # chapters not run by this command
+    write_reports(reports, out, {**_settings(preset), **reused})
     return reports
 
 # %% ../nbs/09_cli.ipynb #caa993be
@@ -158,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
                          "cores), cpu (the papers' sample sizes, 4 paper chapters) or paper; default: 'paper' on a GPU, "
                          "'main' on a CPU ($VIDNB_PRESET overrides)")
     rp.add_argument('--out', default='reproduce', help='the report folder')
+    rp.add_argument('--resume', action='store_true',
+                    help='reuse the chapters OUT holds finished at this preset by the same chapter code: a run stopped '
+                         'midway goes on from the chapter it stopped in')
     bp = sp.add_parser('bench', help="run chapters' benchmarks and write JSON", formatter_class=HelpFormatter)
     bp.add_argument('chapters', nargs='*', metavar='CHAPTER', help=f'any of {", ".join(CHAPTERS)} (default: all)')
     bp.add_argument('--out', default='bench.json', help='the JSON file to write')
@@ -192,7 +232,7 @@ def _data(a) -> int:
 
 def _reproduce(a) -> int:
     from vidnb.core import default_preset
-    reports = reproduce(a.chapters, a.preset or default_preset(job=True), a.out)
+    reports = reproduce(a.chapters, a.preset or default_preset(job=True), a.out, resume=a.resume)
     print(f'report: {Path(a.out) / "report.html"}')
     return 1 if any(r.error for r in reports.values()) else 0
 

@@ -369,7 +369,7 @@ class FeatnetsPreset:
     short_frames: int = 16            # FVD's clip length
     size: int = 224                   # I3D's input size
 
-PRESETS = {'smoke': FeatnetsPreset(), 'paper': FeatnetsPreset(), 'main': FeatnetsPreset()}   # one CPU-sized check at all
+PRESETS = {k: FeatnetsPreset() for k in ('smoke', 'cpu', 'paper', 'main')}   # one CPU-sized check at all (cpu: with metrics)
 
 # %% ../nbs/05_featnets.ipynb #f186fcd5
 def top5_row(clip: str, frames: int, top: list) -> dict:
