@@ -1,5 +1,5 @@
 "Fast checks of vidnb.metrics with tiny random feature networks (the real Inception/I3D are exercised in nbs/06_metrics.ipynb)."
-import math, warnings
+import math, re, warnings
 import numpy as np
 import pytest
 import torch
@@ -288,7 +288,9 @@ def test_chapter_contract():
     for mod in (M, FN):
         check_chapter(mod)
         assert 'out' not in inspect.signature(mod.bench).parameters
-        with pytest.raises(ValueError, match="preset must be one of 'smoke', 'paper'"): mod.reproduce('huge')
+        names = ', '.join(map(repr, mod.PRESETS))                          # each module's own presets, cpu included
+        with pytest.raises(ValueError, match=re.escape(f"preset must be one of {names}, got 'huge'")): mod.reproduce('huge')
+        assert 'cpu' in mod.PRESETS                                       # `vidnb reproduce metrics --preset cpu` runs
     assert M.PRESETS['smoke'].n < M.PRESETS['paper'].n and M.PRESETS['paper'].subsample == 8
     assert FN.PRESETS['smoke'] == FN.PRESETS['paper']                    # one CPU-sized check at both presets
     assert not hasattr(M, 'table_markdown')
