@@ -105,12 +105,14 @@ def _code_hash(module) -> str:
     except (OSError, TypeError): src = repr(getattr(module, 'PRESETS', None))
     return hashlib.sha256(src.encode()).hexdigest()[:12]
 
-def save_finished(r, module, preset: str, out) -> Path:
-    "Write chapter report `r` of `module` at `preset` to `out/<chapter>/finished.json`, atomically; the path."
+def save_finished(r, module, preset: str, out, code: str | None = None) -> Path:
+    """Write chapter report `r` of `module` at `preset` to `out/<chapter>/finished.json`, atomically; the path.
+    `code`: the hash of the module's source when the chapter started (default: now), so that an edit made while it
+    ran is not recorded as the code that computed it."""
     from vidnb.core import atomic_path
     f = Path(out) / _name(module) / FINISHED
     f.parent.mkdir(parents=True, exist_ok=True)
-    d = dict(preset=preset, code=_code_hash(module), settings=_settings(preset), report=r.to_json(out))
+    d = dict(preset=preset, code=code or _code_hash(module), settings=_settings(preset), report=r.to_json(out))
     with atomic_path(f) as t: t.write_text(json.dumps(d, indent=1, allow_nan=False))
     return f
 
@@ -135,6 +137,7 @@ def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, re
                              f"--preset {preset})") from None
     out, reports, t0 = Path(out).resolve(), {}, time.perf_counter()
     prev = previous_seconds(out, preset)
+    code = {_name(m): _code_hash(m) for _, m in mods}                  # the code as it is when the run starts
     done = {_name(m): finished_chapter(m, preset, out) for _, m in mods} if resume else {}
     expect = [0. if done.get(_name(m)) else expected_seconds(m, preset, prev) for _, m in mods]
     for i, (ch, m) in enumerate(mods):
@@ -148,7 +151,7 @@ def reproduce(names=(), preset: str = 'smoke', out='reproduce', verbose=True, re
             e = 'unknown cost' if expect[i] is None else f'expected {_minutes(expect[i])}'
             print(f'{tag}: start, {e} ({time_left(expect[i:])} in all)', flush=True)
         r = reports[_name(m)] = run_chapter(m, preset, out / _name(m))
-        if not r.error: save_finished(r, m, preset, out)
+        if not r.error: save_finished(r, m, preset, out, code[_name(m)])
         if verbose:
             total = _minutes(time.perf_counter() - t0)
             print(f'{tag}: {"FAILED" if r.error else "done"} in {r.seconds:.1f} s (total {total}; {time_left(expect[i + 1:])})',
