@@ -241,30 +241,33 @@ _SMOKE = STGPreset(st=STGConfig('st', _SMOKE_LAYERS['st'], (16, 64, 64), grow=(3
 _ESTIMATES = dict(seeds=(0, 1, 2), fresh_chains=32, baseline_seeds=32, real_clips=32)   # 32 clips a side, 3 seeds
 PRESETS = {
     'smoke': _SMOKE,
-    'cpu': replace(_SMOKE, sound=replace(_SMOKE.sound, chains=7), **_ESTIMATES),   # smoke networks; 7 chains x 1.49 s of sound
-    'paper': STGPreset(st=STGConfig('st', PAPER_LAYERS['st'], (40, 224, 224), grow=(333, 666)),
-                       fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
-                       sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000), **_ESTIMATES),
-    # the main job (`make reproduce`): the cpu preset's networks and seeds, 16 clips a side. Experiment 2 learns 1000
+    # cpu and the main job (`make reproduce`): the smoke networks, 3 seeds, 7 chains x 1.49 s of sound; cpu: 32 clips a
+    # side and experiment 1, main: 16 clips a side and no experiment 1. Experiment 2 learns 1000
     # iterations: a run of 1200 (seed 0, 2026-12-04) scored its learned chain's FID 119, 70, 19, 16, 19, 13, 12.7, 13.1,
     # 11.9, 12.6, 12.8, 12.9 every 100 iterations, settled from 600 on. Fresh chains from 0 settle above the persistent
     # chain: under the model of iteration 1000 (seed 0; learned chain 12.6, 16 frames), single fresh chains scored 21 to
     # 24 after 200 and 600 steps of the paper's 0.3, and 18.2 and 19.7 after 2000; 18.6 and 19.3 after 500 steps of 0.6;
     # 18.3 and 18.4 from the learned chain plus N(0, 20^2) noise after 200 steps of 0.3: the model's own equilibrium is
     # there, and the persistent chain, which moved with the weights, lies below it. With steps of 0.6, 16 fresh chains
-    # scored FID (all 256 frames) 17.1 after 125 steps and 17.4 after 250: settled. So the main job samples 250 steps of
-    # 0.6, and its sampling check asks the second half to change the FID by less than a tenth. Experiment 1 is not run:
-    # at 1000 iterations its chain's FID still fell (by 0.44 of its level over the last fifth) and fresh chains stayed 250 above it (the checks of the
-    # 2026-12-04 main run), and learning it to a plateau does not fit the main job's 90 minutes; its claims are the
-    # `paper` preset's
+    # scored FID (all 256 frames) 17.1 after 125 steps and 17.4 after 250: settled. So cpu and main sample 250 steps of
+    # 0.6, and the sampling check asks the second half to change the FID by less than a tenth. Experiment 1 (layer by
+    # layer) is not run by the main job: at 1000 iterations its chain's FID still fell (by 0.44 of its level over the
+    # last fifth) and fresh chains stayed 250 above it (the checks of the 2026-12-04 main run), and learning it to a
+    # plateau does not fit 90 minutes. The cpu preset runs it at 1000 iterations, and its checks say whether it settled
+    'cpu': replace(_SMOKE, fc=replace(_SMOKE.fc, iters=1000), sound=replace(_SMOKE.sound, chains=7), fresh_steps=250,
+                   fresh_step_size=0.6, **_ESTIMATES),
+    'paper': STGPreset(st=STGConfig('st', PAPER_LAYERS['st'], (40, 224, 224), grow=(333, 666)),
+                       fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
+                       sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000), **_ESTIMATES),
     'main': replace(_SMOKE, fc=replace(_SMOKE.fc, iters=1000), st=None, sound=replace(_SMOKE.sound, chains=7),
                     seeds=(0, 1, 2), fresh_chains=16, fresh_steps=250, fresh_step_size=0.6, baseline_seeds=16, real_clips=16),
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
-# left: cpu is the wall time of the slow cells below (66.3 min, on a machine shared with other jobs)
+# left: cpu from the slow cells below on one thread: 3 x the mean wall time of seeds 1 and 2 plus the real sets and the
+# sound table, 76.5 min (their seed 0 was held back by other jobs on a shared machine: 134 min in all)
 # main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 1,347 s
 # (experiment 2 at 1000 iterations, fresh chains 250 steps of 0.6, no experiment 1)
-MINUTES = dict(cpu=66.3, main=22.5)
+MINUTES = dict(cpu=76.5, main=22.5)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
 def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:
@@ -555,13 +558,17 @@ def load_model_checkpoint(path):
     return model, cfg
 
 # %% ../nbs/13_stgconvnet.ipynb #6f1248ce
-def sample(model: GenerativeConvNet, steps=100, chains=None, fresh=False, step_size=None, seed=0):
-    "`steps` Langevin steps with w fixed, from the model's chains (or `chains` fresh ones at 0); the chains in [-1,1]."
+def sample(model: GenerativeConvNet, steps=100, chains=None, fresh=False, step_size=None, seed=0, halfway=False):
+    """`steps` Langevin steps with w fixed, from the model's chains (or `chains` fresh ones at 0); the chains in [-1,1].
+    With `halfway`, the pair `(chains after steps // 2 steps, after all steps)` of the same run."""
     set_seed(seed)
     if fresh: I = model.chains.new_zeros(chains or len(model.chains), *model.chains.shape[1:])
     else: I = model.chains[:chains or None]
-    if steps: I = langevin(model, I, steps, step_size or 0.3)
-    return model.from_model(I).clamp(-1, 1).cpu()
+    out = []
+    for k in ((steps // 2, steps - steps // 2) if halfway else (steps,)):
+        if k: I = langevin(model, I, k, step_size or 0.3)
+        out.append(model.from_model(I).clamp(-1, 1).cpu())
+    return tuple(out) if halfway else out[0]
 
 # %% ../nbs/13_stgconvnet.ipynb #2d09b296
 def _chained(v, sr, gap=0.25):
@@ -620,12 +627,7 @@ def _learn_scored(x, cfg: STGConfig, seed: int, score=None):
 def fresh_halves(model: GenerativeConvNet, chains: int, steps: int, step_size: float = 0.3, seed: int = 0):
     """`chains` fresh chains from 0 after `steps // 2` and after `steps` Langevin steps, in [-1, 1]: the second is
     `sample(model, steps, chains, fresh=True, ...)`, and the pair shows whether the second half still moved them."""
-    set_seed(seed)
-    I, out = model.chains.new_zeros(chains, *model.chains.shape[1:]), []
-    for k in (steps // 2, steps - steps // 2):
-        I = langevin(model, I, k, step_size) if k else I
-        out.append(model.from_model(I).clamp(-1, 1).cpu())
-    return tuple(out)
+    return sample(model, steps, chains, fresh=True, step_size=step_size, seed=seed, halfway=True)
 
 def _learn_and_sample(x, cfg: STGConfig, p: STGPreset, seed: int, score):
     """`(learned chain, (p.fresh_chains fresh chains halfway, at the end), seconds learning, seconds sampling,
@@ -691,8 +693,9 @@ def texture_lines(tex: dict) -> list:
            for (e, s, b), g in texture_gaps(tex['table']).items()]
     for e in texture_experiments(tex['chain_table']):
         g = fresh_gap(tex['chain_table'], e)
-        out.append(f"FID at 16 frames, {e}: a fresh chain ({tex['fresh_steps']} Langevin steps of {tex.get('fresh_step_size', 0.3)} from 0) minus the learned "
-                   f"chain, paired by seed: {describe_gap(g, fmt='.1f')}; {which_lower(g, 'the fresh chain', 'the learned chain', 'FID')}.")
+        steps = f"{tex['fresh_steps']} Langevin steps of {tex.get('fresh_step_size', 0.3)} from 0"
+        out.append(f"FID at 16 frames, {e}: a fresh chain ({steps}) minus the learned chain, paired by seed: "
+                   f"{describe_gap(g, fmt='.1f')}; {which_lower(g, 'the fresh chain', 'the learned chain', 'FID')}.")
     return out
 
 # %% ../nbs/13_stgconvnet.ipynb #fd4cf0e7
