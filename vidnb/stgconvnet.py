@@ -254,17 +254,16 @@ PRESETS = {
     # layer) is not run by the main job: at 1000 iterations its chain's FID still fell (by 0.44 of its level over the
     # last fifth) and fresh chains stayed 250 above it (the checks of the 2026-12-04 main run), and learning it to a
     # plateau does not fit 90 minutes. The cpu preset runs it at 1000 iterations, and its checks say whether it settled
-    'cpu': replace(_SMOKE, fc=replace(_SMOKE.fc, iters=1000), sound=replace(_SMOKE.sound, chains=7), fresh_steps=250,
-                   fresh_step_size=0.6, **_ESTIMATES),
+    'cpu': (_CPU := replace(_SMOKE, fc=replace(_SMOKE.fc, iters=1000), sound=replace(_SMOKE.sound, chains=7),
+                            fresh_steps=250, fresh_step_size=0.6, **_ESTIMATES)),
     'paper': STGPreset(st=STGConfig('st', PAPER_LAYERS['st'], (40, 224, 224), grow=(333, 666)),
                        fc=STGConfig('fc', PAPER_LAYERS['fc'], (50, 224, 224), lr_mult=(1., .5, .25)),
                        sound=_sound(PAPER_LAYERS['sound'], 60000, chains=3, iters=2000), **_ESTIMATES),
-    'main': replace(_SMOKE, fc=replace(_SMOKE.fc, iters=1000), st=None, sound=replace(_SMOKE.sound, chains=7),
-                    seeds=(0, 1, 2), fresh_chains=16, fresh_steps=250, fresh_step_size=0.6, baseline_seeds=16, real_clips=16),
+    'main': replace(_CPU, st=None, fresh_chains=16, baseline_seeds=16, real_clips=16),
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left: cpu from the slow cells below on one thread: 3 x the mean wall time of seeds 1 and 2 plus the real sets and the
-# sound table, 76.5 min (their seed 0 was held back by other jobs on a shared machine: 134 min in all)
+# sound table, 76.5 min (its seed 0 was held back by other jobs on a shared machine: 134 min in all)
 # main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 1,347 s
 # (experiment 2 at 1000 iterations, fresh chains 250 steps of 0.6, no experiment 1)
 MINUTES = dict(cpu=76.5, main=22.5)
