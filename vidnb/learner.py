@@ -24,7 +24,7 @@ __all__ = ['PRESETS', 'CancelFitException', 'CancelEpochException', 'CancelBatch
            'as_dls', 'to_device', 'find_bs', 'skip_batches', 'loader_generators', 'unwrap', 'Repeat', 'NoScaler',
            'Learner', 'DeviceCB', 'MetricsCB', 'plot_history', 'plateau_step', 'loss_converged', 'ProgressCB',
            'MixedPrecisionCB', 'LRSchedCB', 'GradClipCB', 'EMACB', 'SnapshotCB', 'NaNStopCB', 'tree_digest',
-           'save_checkpoint', 'load_checkpoint', 'check_model_state', 'load_model', 'CheckpointCB', 'DDPCB',
+           'save_checkpoint', 'load_checkpoint', 'check_model_state', 'load_model', 'CheckpointCB', 'TimerCB', 'DDPCB',
            'LearnerPreset', 'reproduce', 'bench']
 
 # %% ../nbs/04_learner.ipynb #b310e96c
@@ -731,6 +731,21 @@ class CheckpointCB(Callback):
             raise FloatingPointError(f"model parameters are NaN/inf at step {learn.train_iter}: "
                                      f"not overwriting checkpoint {str(self.path)!r}")
         save_checkpoint(learn.state_dict(), self.path)
+
+# %% ../nbs/04_learner.ipynb #ff4ebd63
+class TimerCB(Callback):
+    "Training seconds of the run, saved in its checkpoints: a resumed run counts on from its checkpoint's seconds."
+    order = CheckpointCB.order - 1
+    def __init__(self, clock=time.perf_counter): self.clock, self.base, self.t0 = clock, 0., None
+    @property
+    def seconds(self) -> float:
+        "Seconds of this run so far (its checkpoint's and this call's)."
+        return self.base + (0. if self.t0 is None else self.clock() - self.t0)
+    def before_fit(self, learn): self.base, self.t0 = 0., self.clock()      # fit starts a run at step 0 ...
+    def load_state_dict(self, sd): self.base, self.t0 = float(sd['seconds']), self.clock()    # ... or resumes one
+    def state_dict(self): return dict(seconds=self.seconds)
+    def after_fit(self, learn): self.base, self.t0 = self.seconds, None
+    after_cancel_fit = after_fit
 
 # %% ../nbs/04_learner.ipynb #9a5e5d3b
 class DDPCB(Callback):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .core import (check_video, default_device, set_seed, cache_dir, atomic_path, resize_video, has_data,
                         run_folder, Run, check_out_file, run_cli, positive_int, HelpFormatter)
 from .learner import (Learner, Callback, DataLoaders, DeviceCB, DDPCB, MetricsCB, ProgressCB, CheckpointCB,
-                           EMACB, MixedPrecisionCB, NaNStopCB, load_checkpoint)
+                           EMACB, MixedPrecisionCB, NaNStopCB, TimerCB, load_checkpoint)
 from .report import (chapter_folder, Report, Table, pick_preset, Estimate, estimate_rows, difference, describe_gap,
                           versus, which_lower)
 
@@ -29,9 +29,9 @@ __all__ = ['SPANS', 'PRESETS', 'MINUTES', 'NOISE_BLOCK', 'PAPER_TABLES', 'SCORES
            'VideoAugment', 'd_loss', 'g_loss', 'r1_penalty', 'StyleGANV', 'GANLearner', 'train_gan',
            'moving_mnist_videos', 'video_noise', 'generate', 'video_stats', 'evaluate', 'EvalCB', 'paper_tables',
            'fvd_references', 'train_smoke', 'periodicity', 'stream_memory', 'stream_memory_rows', 'projection_motion',
-           'project', 'reanimate', 'motion_over_time', 'study_run', 'study_dir', 'study_features', 'motion_study',
-           'study_gaps', 'study_tables', 'study_lines', 'add_study_claims', 'study_figure', 'projection_study',
-           'projection_lines', 'training_convergence', 'convergence_line', 'training_record_path',
+           'project', 'reanimate', 'motion_over_time', 'train_minutes', 'study_run', 'study_dir', 'study_features',
+           'motion_study', 'study_gaps', 'study_tables', 'study_lines', 'add_study_claims', 'study_figure',
+           'projection_study', 'projection_lines', 'training_convergence', 'convergence_line', 'training_record_path',
            'save_training_record', 'training_record', 'load_generator', 'write_generated', 'cli', 'reproduce', 'bench']
 
 # %% ../nbs/12_styleganv.ipynb #bf43361c
@@ -159,7 +159,9 @@ PRESETS = {
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left (800 training steps of main take about 5 min, its evaluation at 32 videos the rest)
 # main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 749 s
-MINUTES = dict(main=12.5)
+# cpu: `vidnb reproduce styleganv --preset cpu` on two quiet cores (2026-12-05, resumed once): 138.6 min for the call
+# that finished, plus 9.1 min for the training the first call did and 1.5 min for a real set's FVD_16 it cached
+MINUTES = dict(main=12.5, cpu=150)
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
 def _take(kw: dict, config) -> dict:
@@ -624,6 +626,7 @@ def train_gan(videos: Tensor, cfg: SGVConfig, tc: TrainConfig, out=None, every: 
     terms = {k: _term(k) for k in ('loss_D', 'loss_G', 'd_real', 'd_fake', 'p_aug')}
     cb = [DeviceCB(device), DDPCB(seed), MixedPrecisionCB(), MetricsCB(every=max(1, min(tc.steps // 40, 50)), **terms),
           NaNStopCB(every=10), EMACB(_ema_decay(tc), select=lambda mm: mm.G, name='G_ema')]
+    if not any(isinstance(c, TimerCB) for c in cbs): cb.append(TimerCB())     # the run's minutes, kept in its checkpoints
     if progress: cb.append(ProgressCB(leave=False))
     if out is not None:
         cb.append(CheckpointCB(Path(out) / 'checkpoint.pt', every=every or max(1, tc.steps // 4), resume=True))
@@ -790,12 +793,12 @@ def _held_out(p: SGVPreset, seed: int = 0) -> Tensor:
     "The held-out real videos a smoke run is scored against."
     return moving_mnist_videos(p.n_real, p.frames, p.model.size, seed=seed + 1000)
 
-def train_smoke(p: SGVPreset | None = None, out=None, progress: bool = True, seed: int = 0):
-    "The Moving-MNIST run of preset `p` (default `PRESETS['smoke']`): returns (learner, eval rows)."
+def train_smoke(p: SGVPreset | None = None, out=None, progress: bool = True, seed: int = 0, cbs=()):
+    "The Moving-MNIST run of preset `p` (default `PRESETS['smoke']`), with extra callbacks `cbs`: (learner, eval rows)."
     p = p or PRESETS['smoke']
     vids = moving_mnist_videos(p.n_videos, p.frames, p.model.size, seed=seed)
     ev = EvalCB(_held_out(p, seed), every=p.eval_every, n_fake=p.n_fake)
-    learn = train_gan(vids, p.model, p.train, out=out, progress=progress, cbs=[ev], seed=seed)
+    learn = train_gan(vids, p.model, p.train, out=out, progress=progress, cbs=[ev, *cbs], seed=seed)
     return learn, ev.rows
 
 # %% ../nbs/12_styleganv.ipynb #3f6d342d
@@ -936,9 +939,13 @@ def _run_key(p: SGVPreset, motion: str, seed: int) -> dict:
 def _write_json(path, d: dict):
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(d, indent=1))
 
-def study_run(p: SGVPreset, motion: str, seed: int, out, progress: bool = False) -> tuple:
-    """Train, resume or reload run (`motion`, `seed`) of `p`'s study in `out/{motion}-{seed}`: (learner, evaluation
-    rows, minutes of training summed over the calls that trained)."""
+def train_minutes(learn) -> float:
+    "Minutes `learn`'s run has trained (its `TimerCB`: kept in its checkpoints, so a resumed run counts every call)."
+    return next(cb for cb in learn.cbs if isinstance(cb, TimerCB)).seconds / 60
+
+def study_run(p: SGVPreset, motion: str, seed: int, out, progress: bool = False, cbs=()) -> tuple:
+    """Train, resume or reload run (`motion`, `seed`) of `p`'s study in `out/{motion}-{seed}` (extra callbacks `cbs`):
+    (learner, evaluation rows, minutes of training, summed over the calls that trained, killed ones included)."""
     if motion not in ('conv', 'lstm'): raise ValueError(f"motion must be 'conv' or 'lstm', got {motion!r}")
     d = Path(out) / f'{motion}-{seed}'
     key, kf = _run_key(p, motion, seed), d / 'run.json'
@@ -948,10 +955,9 @@ def study_run(p: SGVPreset, motion: str, seed: int, out, progress: bool = False)
         raise ValueError(f"out: {d} holds a run with other settings ({', '.join(diff)} differ); "
                          "give another out folder or delete that one")
     _write_json(kf, info)
-    t0 = time.perf_counter()
-    learn, rows = train_smoke(replace(p, model=replace(p.model, motion=motion)), out=d, progress=progress, seed=seed)
+    learn, rows = train_smoke(replace(p, model=replace(p.model, motion=motion)), out=d, progress=progress, seed=seed, cbs=cbs)
     if not info['done']:
-        info.update(minutes=info['minutes'] + (time.perf_counter() - t0) / 60, done=learn.train_iter >= p.train.steps)
+        info.update(minutes=train_minutes(learn), done=learn.train_iter >= p.train.steps)
         _write_json(kf, info)
     return learn, rows, info['minutes']
 
