@@ -1052,9 +1052,9 @@ PRESETS = {'smoke': MetricsPreset(n=10, seeds=(0, 1), scale=2, crop=128, frames=
            'cpu': MetricsPreset(n=18, seeds=(0, 1, 2, 3, 4), scale=2, crop=128, frames=132, subsample=8,
                                 shipped_curves=True, mnist_n=256)}
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
-# left: cpu is the vtest table (156 s) and the Moving MNIST table (3,665 s) of the slow cells, on a shared machine
+# left: cpu from `vidnb reproduce metrics --preset cpu` on two quiet cores (2026-12-05, the record in nbs/results/cpu): 966 s
 # main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 446 s
-MINUTES = dict(cpu=63.7, main=7.4)
+MINUTES = dict(cpu=16.1, main=7.4)
 
 # %% ../nbs/06_metrics.ipynb #1b510123
 def preset_videos(p: MetricsPreset) -> VideoList:

@@ -262,11 +262,11 @@ PRESETS = {
     'main': replace(_CPU, st=None, fresh_chains=16, baseline_seeds=16, real_clips=16),
 }
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
-# left: cpu from the slow cells below on one thread: 3 x the mean wall time of seeds 1 and 2 plus the real sets and the
-# sound table, 76.5 min (its seed 0 was held back by other jobs on a shared machine: 134 min in all)
+# left: cpu from `vidnb reproduce stgconvnet --preset cpu` on two quiet cores (2026-12-05, the record in nbs/results/cpu):
+# 2,150 s (its slow cells took 76.5 min on one quiet thread)
 # main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 1,347 s
 # (experiment 2 at 1000 iterations, fresh chains 250 steps of 0.6, no experiment 1)
-MINUTES = dict(cpu=76.5, main=22.5)
+MINUTES = dict(cpu=35.8, main=22.5)
 
 # %% ../nbs/13_stgconvnet.ipynb #9a3c3b75
 def config(arch: str = 'fc', preset: str = 'smoke', **overrides) -> STGConfig:
