@@ -29,6 +29,11 @@ def test_bad_preset_is_rejected_before_anything_runs(tmp_path):
 # the contract changed no result; rewritten when issue 16 made GMLR's smoke rows estimates over three digits).
 BEFORE = Path(__file__).parent / 'data' / 'reproduce_core_gmlr_smoke.json'
 def _timing(k): return 'second' in k or k == 'time' or k.endswith(('_s', '_time'))   # wall-clock: differs per run
+# Relative tolerance per chapter. GMLR's 25-step fits carry the order of float sums (thread count, the CPU's vector
+# instructions, library builds) into the third digit: 0.08 dB on a table-2 cell at 2 threads against 1, and up to 0.5 %
+# (0.08 dB on a draw, 0.07 on an interval bound of table 2) between the machine that wrote the snapshot and a Xeon with
+# AVX-512 and AMX at one thread (2026-12-05); 1 % is 0.2 dB at 20 dB, far below what a defect in a fit changes.
+TOL = dict(gmlr=1e-2)
 
 def _same(a, b, where, tol=1e-3):
     "Assert two JSON values are the same up to float noise (relative `tol`); NaN was written as null before."
@@ -49,14 +54,18 @@ def test_same_check_fails_on_a_changed_number():
     changed = json.loads(json.dumps(before))
     row = changed['tables'][0]['rows'][0]
     cell = next(v for k, v in row.items() if isinstance(v, dict) and not _timing(k))   # an estimate: mean, interval, draws
-    cell['draws'][0] *= 1.01                                                    # one number, 1 % off
-    with pytest.raises(AssertionError): _same(changed, before, 'gmlr')
+    cell['draws'][0] *= 1.03                                                    # one number, 3 % off
+    with pytest.raises(AssertionError): _same(changed, before, 'gmlr', TOL['gmlr'])
+    cell['draws'][0] *= 1.003 / 1.03                                            # 0.3 %: float noise at GMLR's tolerance
+    _same(changed, before, 'gmlr', TOL['gmlr'])
+    with pytest.raises(AssertionError): _same(changed, before, 'gmlr')          # but not at the others'
     _same(before, before, 'gmlr')
 
 def test_reproduce_core_gmlr_gives_the_committed_report(tmp_path):
     """`vidnb reproduce core gmlr --preset smoke`: every chapter ok, results.json valid, the same tables and numbers as
-    the committed snapshot (a result that changes must change it in the same commit). Both runs use one thread: the thread count changes the order of float sums, and GMLR's
-    25-step fits carry that into the second decimal (0.08 dB on a table-2 cell at 2 threads against 1)."""
+    the committed snapshot (a result that changes must change it in the same commit). Both runs use one thread: the thread count changes the order of float sums; GMLR's numbers
+    are compared at a looser tolerance (`TOL`), because its 25-step fits carry float-order differences into the third
+    digit."""
     from vidnb.report import validate_results
     out = tmp_path / 'fresh' / 'run'
     one = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -72,8 +81,9 @@ def test_reproduce_core_gmlr_gives_the_committed_report(tmp_path):
     assert list(res['chapters']) == list(before)
     for name, ch in before.items():
         new = res['chapters'][name]
-        _same([dict(caption=t['caption'], rows=t['rows']) for t in new['tables']], ch['tables'], f'{name}/tables')
-        _same(new['results'], ch['results'], f'{name}/results')
+        tol = TOL.get(name, 1e-3)
+        _same([dict(caption=t['caption'], rows=t['rows']) for t in new['tables']], ch['tables'], f'{name}/tables', tol)
+        _same(new['results'], ch['results'], f'{name}/results', tol)
 
 def test_info_lists_the_shipped_weights(capsys):
     from vidnb.cli import main, SHIPPED
