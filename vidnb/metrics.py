@@ -779,8 +779,9 @@ def video_clips(videos, protocol=FVDProtocol(), role='real', name='videos', shap
             k += 1
 
 # %% ../nbs/06_metrics.ipynb #70a88761
-def fvd_input(clips, protocol=FVDProtocol(), role='fake', device=None):
-    "Clips `(n,C,L,H,W)` in [-1,1] -> I3D input `(n,3,L,S,S)` in [-1,1]: uint8, pre-resize, JPEG, gray->RGB, resize."
+def fvd_input(clips, protocol=FVDProtocol(), role='fake', device=None, gray: bool = False):
+    """Clips `(n,C,L,H,W)` in [-1,1] -> I3D input `(n,3,L,S,S)` in [-1,1]: uint8, pre-resize, JPEG, gray->RGB, resize.
+    `gray`: gray clips stay `(n,1,L,S,S)`, for a network that takes them as RGB (the fused I3D's `gray_input`)."""
     n, c, t, h, w = clips.shape
     x = to_255(fold_time(clips), protocol.quantize)
     if protocol.pre_size:
@@ -788,9 +789,9 @@ def fvd_input(clips, protocol=FVDProtocol(), role='fake', device=None):
         if protocol.quantize: x = x.round()
     if protocol.jpeg(role): x = jpeg_frames(x, protocol.jpeg(role))
     x = x.to(device or x.device)
-    if c == 1: x = x.expand(-1, 3, -1, -1)
+    if c == 1 and not gray: x = x.expand(-1, 3, -1, -1)
     x = resize_frames(x, protocol.size, protocol.resize) / 127.5 - 1
-    return x.reshape(n, t, 3, protocol.size, protocol.size).transpose(1, 2)
+    return x.reshape(n, t, x.shape[1], protocol.size, protocol.size).transpose(1, 2)
 
 # %% ../nbs/06_metrics.ipynb #e12756b2
 def _clip_batches(videos, protocol, role, name, shape, batch_size):
@@ -811,7 +812,8 @@ def _iter_fvd_features(videos, protocol, role, net, batch_size, device, progress
     with torch.inference_mode(), _full_fp32(), _progress(progress, f'I3D ({name})', 'clip', total) as bar:
         for batch in _clip_batches(videos, protocol, role, name, shape, batch_size):
             bar.update(len(batch))
-            f = _features_of(net, fvd_input(torch.cat([c for _, _, c in batch]), protocol, role, device)).float().cpu()
+            x = fvd_input(torch.cat([c for _, _, c in batch]), protocol, role, device, getattr(net, 'gray_input', False))
+            f = _features_of(net, x).float().cpu()
             yield f, [(k, s) for k, s, _ in batch]
 
 def i3d_stats(videos, protocol=FVDProtocol(), role='real', net=None, batch_size=4, device=None, progress=True,
