@@ -941,7 +941,9 @@ def _write_json(path, d: dict):
 
 def train_minutes(learn) -> float:
     "Minutes `learn`'s run has trained (its `TimerCB`: kept in its checkpoints, so a resumed run counts every call)."
-    return next(cb for cb in learn.cbs if isinstance(cb, TimerCB)).seconds / 60
+    t = next((cb for cb in learn.cbs if isinstance(cb, TimerCB)), None)
+    if t is None: raise ValueError("learn must have a TimerCB among its callbacks (train_gan adds one), got none")
+    return t.seconds / 60
 
 def study_run(p: SGVPreset, motion: str, seed: int, out, progress: bool = False, cbs=()) -> tuple:
     """Train, resume or reload run (`motion`, `seed`) of `p`'s study in `out/{motion}-{seed}` (extra callbacks `cbs`):
@@ -1475,11 +1477,10 @@ def _study_part(r: Report, p: SGVPreset, out=None):
 def _smoke_experiments(r: Report, p: SGVPreset):
     """Train and evaluate at `p` (with a study: its first run), then the reference FVDs, samples, the long video, the
     cycle lengths and, with a study, the study."""
-    t0 = time.perf_counter()
     if p.study: learn, rows, minutes = study_run(p, p.motions[0], p.seeds[0], study_dir(r.preset, p))
     else:
         learn, rows = train_smoke(p, progress=False)
-        minutes = (time.perf_counter() - t0) / 60
+        minutes = train_minutes(learn)
     G = _training(r, p, learn, rows, minutes)
     _references(r, p)
     _samples(r, G, p)
