@@ -241,9 +241,10 @@ class Table:
 
 # %% ../nbs/07_report.ipynb #facfb1db
 def _table_markdown(self) -> str:
-    "The table as markdown, its caption in bold above it."
+    "The table as markdown, its caption in bold above it; a table without rows says so instead of an empty grid."
     esc = lambda s: str(s).replace('|', '\\|').replace('\n', ' ')
     lines = [f'**{esc(self.caption)}**', ''] if self.caption else []
+    if not self.rows: return '\n'.join(lines + ['*(no rows)*'])
     lines += ['| ' + ' | '.join(map(esc, self.columns)) + ' |', '|' + '---|' * len(self.columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(map(esc, r)) + ' |' for r in self.cells()])
 
