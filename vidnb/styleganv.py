@@ -159,9 +159,8 @@ PRESETS = {
 # Measured wall minutes per preset on the reference machine (2 CPU cores), from which `vidnb reproduce` tells the time
 # left (800 training steps of main take about 5 min, its evaluation at 32 videos the rest)
 # main: `make reproduce` from a fresh clone on quiet cores (2026-12-04, 77 min in all, chapters 76): 749 s
-# cpu: `vidnb reproduce styleganv --preset cpu` on two quiet cores (2026-12-05, resumed once): 138.6 min for the call
-# that finished, plus 9.1 min for the training the first call did and 1.5 min for a real set's FVD_16 it cached
-MINUTES = dict(main=12.5, cpu=150)
+# cpu: `vidnb reproduce styleganv --preset cpu` on two quiet cores (2026-12-05), one call from an empty cache: 123.5 min
+MINUTES = dict(main=12.5, cpu=123.5)
 
 # %% ../nbs/12_styleganv.ipynb #8eeca64b
 def _take(kw: dict, config) -> dict:
